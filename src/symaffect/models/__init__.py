@@ -1,0 +1,1 @@
+"""symaffect.models"""
