@@ -25,7 +25,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except SymaffectError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False)
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
@@ -42,11 +42,245 @@ def main() -> None:
 
 # --- data commands (issue 3) ---------------------------------------------------------
 
+
+@data_app.command("check")
+def data_check(
+    folder: Annotated[Path, typer.Argument(help="A folder of DEAP sNN.dat (or sNN.mat) files.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
+    window_seconds: Annotated[float, typer.Option(help="Window length in seconds.")] = 10.0,
+    stride_seconds: Annotated[float, typer.Option(help="Training-window stride in seconds.")] = 1.0,
+) -> None:
+    """Validate a DEAP folder and summarise it (exit 2 with one line on bad input)."""
+    import json
+
+    from symaffect.data.check import check_folder, render_summary
+
+    summary = check_folder(folder, window_seconds=window_seconds, train_stride_seconds=stride_seconds)
+    if json_out:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+    else:
+        for part in render_summary(summary):
+            console.print(part)
+
+
 # --- model commands (issue 4) --------------------------------------------------------
 
 # --- training and experiments (issue 5) ----------------------------------------------
 
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's info lines and known-harmless warnings off the terminal."""
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero",
+                 "lightning.fabric.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for msg in (r".*does not have many workers.*", r".*LeafSpec.*", r".*exists and is not empty.*",
+                r".*Experiment logs directory.*", r".*GPU available but not used.*"):
+        warnings.filterwarnings("ignore", message=msg)
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
+    out: Annotated[Path, typer.Option(help="Run folder (created; an unfinished run there resumes).")],
+    model: Annotated[Optional[str], typer.Option(help="Registered model, or xgboost (default symaffect).")] = None,
+    protocol: Annotated[
+        Optional[str],
+        typer.Option(help="subject_holdout | subject_kfold | loso | trial_holdout | window_random (leaky)."),
+    ] = None,
+    test_ratio: Annotated[Optional[float], typer.Option(help="Test fraction of subjects (hold-out).")] = None,
+    preset: Annotated[str, typer.Option(help="paper (the paper's settings) or quick (CPU minutes).")] = "paper",
+    config: Annotated[Optional[Path], typer.Option(help="YAML config; its keys override the preset.")] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(help="Seed (repeat for several).")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
+    devices: Annotated[Optional[int], typer.Option(min=1, help=">1: DDP (or launch with torchrun).")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(help="cpu | gpu | auto.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+) -> None:
+    """Train and test one run; write config.yaml, splits.json, metrics.json, model.pt."""
+    import yaml
+
+    from symaffect.train.config import RunConfig
+    from symaffect.train.config import preset as make_preset
+    from symaffect.train.run import is_global_zero, metrics_table, train_run
+
+    _quiet_lightning()
+    base = make_preset(preset, model=model or "symaffect").to_dict()
+    if config is not None:
+        loaded = RunConfig.from_yaml(config)  # validates keys
+        raw = yaml.safe_load(config.read_text()) or {}
+        _merge(base, raw)
+        del loaded
+    changes: dict = {}
+    if model is not None:
+        changes["model.name"] = model
+    if protocol is not None:
+        changes["protocol.name"] = protocol
+    if test_ratio is not None:
+        changes["protocol.test_ratio"] = test_ratio
+    if seed:
+        changes["seeds"] = tuple(seed)
+    if max_epochs is not None:
+        changes["optim.max_epochs"] = max_epochs
+    if devices is not None:
+        changes["trainer.devices"] = devices
+        if devices > 1 and base["trainer"]["strategy"] == "auto":
+            changes["trainer.strategy"] = "ddp"
+    if accelerator is not None:
+        changes["trainer.accelerator"] = accelerator
+    cfg = RunConfig.from_dict(base).replace(**changes)
+    run = train_run(cfg, data, out, progress=True, cache_dir=cache_dir)
+    if is_global_zero():
+        import json
+
+        console.print(metrics_table(json.loads((run / "metrics.json").read_text())))
+        console.print(f"run folder: {run}", highlight=False)
+
+
+def _merge(base: dict, over: dict) -> None:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict) and k != "kwargs":
+            _merge(base[k], v)
+        else:
+            base[k] = v
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder written by `symaffect train`.")],
+    data: Annotated[Path, typer.Option(help="The DEAP folder the run was trained on.")],
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+) -> None:
+    """Re-score a run's saved best models on their test windows; rewrite metrics.json."""
+    from symaffect.train.run import evaluate_run, metrics_table
+
+    _quiet_lightning()
+    console.print(metrics_table(evaluate_run(run_dir, data, cache_dir=cache_dir)))
+
 # --- live monitoring (issue 6) -------------------------------------------------------
+
+
+@app.command("predict")
+def predict_cmd(
+    run: Annotated[Path, typer.Argument(help="Training run folder (model.pt inside) or checkpoint.")],
+    recording: Annotated[Path, typer.Argument(help="sNN.dat/.mat, .edf/.bdf, .csv or BioSPPy .txt.")],
+    channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
+    trial: Annotated[Optional[int], typer.Option(min=1, help="Trial of a DEAP file (default 1).")] = None,
+    sfreq: Annotated[Optional[float], typer.Option(help="Sampling rate of a CSV without time column.")] = None,
+    hop: Annotated[float, typer.Option(help="Seconds between predictions.")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option(help="Write predictions to .csv or .json.")] = None,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (one window at a time: 1 is fastest).")] = 1,
+) -> None:
+    """Predict valence/arousal/liking every hop over a whole recording (offline)."""
+    from rich.table import Table
+
+    from symaffect.stream.predictor import Predictor, run_recording, summary, write_predictions
+    from symaffect.stream.recording import read_recording
+
+    rec = read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
+    for note in rec.notes:
+        err_console.print(f"note: {note}", markup=False, highlight=False)
+    hops = run_recording(Predictor(run, num_threads=threads), rec, hop=hop)
+    preds = [h.prediction for h in hops if h.prediction is not None]
+    s = summary(preds)
+    table = Table(title=f"{recording.name}: {len(preds)}/{len(hops)} hops predicted ({rec.duration:.1f} s)")
+    for col in ("task", "mean", "min", "max"):
+        table.add_column(col)
+    for task in ("valence", "arousal", "liking"):
+        if task in s:
+            table.add_row(task, *(f"{s[task][k]:.2f}" for k in ("mean", "min", "max")))
+    console.print(table)
+    if preds:
+        quads = ", ".join(f"{q} {100 * v:.0f}%" for q, v in s["quadrants"].items())
+        console.print(f"quadrants: {quads}; mean confidence {s['confidence']:.2f}; flagged hops {s['flagged']}",
+                      highlight=False)
+    if out is not None:
+        console.print(f"wrote {write_predictions(out, preds)}", highlight=False)
+
+
+@app.command("replay")
+def replay_cmd(
+    recording: Annotated[Path, typer.Argument(help="Recording to play as an LSL stream.")],
+    speed: Annotated[float, typer.Option(min=0.01, help="Playback speed (10 = ten times real time).")] = 1.0,
+    name: Annotated[str, typer.Option(help="LSL stream name (markers: NAME-markers).")] = "symaffect-replay",
+    channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
+    trial: Annotated[Optional[int], typer.Option(min=1, help="Trial of a DEAP file.")] = None,
+    sfreq: Annotated[Optional[float], typer.Option(help="Sampling rate of a CSV without time column.")] = None,
+    markers: Annotated[Optional[Path], typer.Option(help="CSV track,start,end of music segments.")] = None,
+    wait: Annotated[float, typer.Option(help="Seconds to wait for a consumer (0: start at once).")] = 30.0,
+) -> None:
+    """Play a recording as an LSL stream, with a marker stream of its music segments."""
+    from symaffect.stream.lsl import read_markers_csv, replay
+    from symaffect.stream.recording import read_recording
+
+    rec = read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
+    segs = read_markers_csv(markers) if markers is not None else None
+    console.print(f"replaying {recording.name} as {name!r} ({rec.duration:.1f} s at {speed:g}x)", highlight=False)
+    n = replay(rec, name=name, speed=speed, markers=segs, wait_for_consumer=wait)
+    console.print(f"pushed {n} samples", highlight=False)
+
+
+@app.command("stream")
+def stream_cmd(
+    source: Annotated[str, typer.Option(help="Name of the LSL stream to monitor.")],
+    run: Annotated[Path, typer.Option(help="Training run folder or checkpoint.")],
+    db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
+    participant: Annotated[str, typer.Option(help="Participant pseudonym.")] = "anonymous",
+    hop: Annotated[float, typer.Option(help="Seconds of stream time between predictions.")] = 1.0,
+    window: Annotated[Optional[float], typer.Option(help="Window seconds (default: the model's).")] = None,
+    channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
+    publish: Annotated[str, typer.Option(help="LSL outlet name for predictions ('' = none).")] = "symaffect-predictions",
+    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this much stream time.")] = None,
+    stop_at_eof: Annotated[bool, typer.Option("--stop-at-eof", help="Stop when a replay ends.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (1 suits many sessions).")] = 1,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stored hop.")] = False,
+) -> None:
+    """Monitor a live LSL stream: predict every hop, store the session, publish predictions."""
+    from symaffect.stream.lsl import run_stream
+
+    if verbose:
+        logging.getLogger("symaffect.stream").setLevel(logging.INFO)
+    st = run_stream(run, source=source, db=db, participant=participant, hop=hop, window=window,
+                    channel_map=channel_map, publish=publish or None, max_seconds=max_seconds,
+                    stop_at_eof=stop_at_eof, num_threads=threads)
+    console.print(
+        f"session {st.session_id}: {st.predictions}/{st.hops} hops predicted over {st.stream_seconds:.1f} s,"
+        f" {st.reconnects} reconnect(s)", highlight=False,
+    )
+
+
+@app.command("report")
+def report_cmd(
+    session_id: Annotated[int, typer.Argument(min=1, help="Session id (see `symaffect serve` or the store).")],
+    db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="HTML file; default session-<id>-report.html.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF beside the HTML.")] = False,
+) -> None:
+    """Write a session's report: trajectories, per-segment summaries, quadrants, quality."""
+    from symaffect.stream.report import write_report
+    from symaffect.stream.store import default_db_path
+
+    for path in write_report(db or default_db_path(), session_id, out, pdf=pdf):
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
+    token: Annotated[
+        Optional[str], typer.Option(envvar="SYMAFFECT_TOKEN", help="Access token (or SYMAFFECT_TOKEN).")
+    ] = None,
+) -> None:
+    """Serve the live dashboard and the session reports over HTTP."""
+    from symaffect.serve.app import check_bind, serve
+    from symaffect.stream.store import default_db_path
+
+    check_bind(host, token)
+    console.print(f"dashboard on http://{host}:{port}/ (Ctrl-C to stop)", highlight=False)
+    serve(db or default_db_path(), host=host, port=port, token=token)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,44 @@
-"""symaffect.models"""
+"""symaffect.models: the paper's model (DTFE + fusion), ablations, baselines, losses.
+
+Public API: :func:`build_model`, :func:`list_models`, :func:`register_model`,
+:class:`AffectModel`, :class:`EncoderFusionModel`, :class:`TaskHeads`,
+:class:`ModalityFusion`, :class:`ConcatFusion`, :class:`MultiTaskLoss`,
+:func:`save_checkpoint`, :func:`load_checkpoint`, :func:`model_profile`.
+This package never imports :mod:`symaffect.data` (only :mod:`symaffect.spec`).
+"""
+
+from symaffect.models.base import (
+    QUADRANT_LABELS,
+    TASK_KINDS,
+    TASK_SETS,
+    AffectModel,
+    EncoderFusionModel,
+    modality_dropout_mask,
+)
+from symaffect.models.checkpoint import load_checkpoint, save_checkpoint
+from symaffect.models.fusion import ConcatFusion, ModalityFusion, masked_mean
+from symaffect.models.heads import TaskHeads
+from symaffect.models.losses import MultiTaskLoss, focal_label_smoothing_ce
+from symaffect.models.profile import model_profile
+from symaffect.models.registry import build_model, list_models, register_model
+
+__all__ = [
+    "QUADRANT_LABELS",
+    "TASK_KINDS",
+    "TASK_SETS",
+    "AffectModel",
+    "ConcatFusion",
+    "EncoderFusionModel",
+    "ModalityFusion",
+    "MultiTaskLoss",
+    "TaskHeads",
+    "build_model",
+    "list_models",
+    "load_checkpoint",
+    "focal_label_smoothing_ce",
+    "masked_mean",
+    "modality_dropout_mask",
+    "model_profile",
+    "register_model",
+    "save_checkpoint",
+]

@@ -1,1 +1,25 @@
-"""symaffect.stream"""
+"""symaffect.stream: recordings -> predictions, LSL replay/stream, signal quality, session store.
+
+Import-light public API (no torch): :class:`SessionStore`, :func:`default_db_path`,
+:class:`Prediction`. Heavier pieces live in their modules:
+:mod:`symaffect.stream.recording` (``read_recording``, ``Recording``),
+:mod:`symaffect.stream.channel_map` (``ChannelMap``, ``load_channel_map``),
+:mod:`symaffect.stream.preprocess` (``StreamPreprocessor``),
+:mod:`symaffect.stream.quality` (``check_window``),
+:mod:`symaffect.stream.predictor` (``Predictor``, ``load_run``, ``predict_recording``),
+:mod:`symaffect.stream.lsl` (``replay``, ``run_stream``).
+This package never imports :mod:`symaffect.train`.
+"""
+
+from symaffect.stream.prediction import QUADRANT_NAMES, QUADRANTS, Prediction, expected_rating
+from symaffect.stream.store import SCHEMA_VERSION, SessionStore, default_db_path
+
+__all__ = [
+    "QUADRANTS",
+    "QUADRANT_NAMES",
+    "SCHEMA_VERSION",
+    "Prediction",
+    "SessionStore",
+    "default_db_path",
+    "expected_rating",
+]

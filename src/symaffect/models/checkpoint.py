@@ -1,0 +1,118 @@
+"""Checkpoint I/O: weights + registry name + build kwargs, loadable without the trainer."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from symaffect._io import atomic_write
+from symaffect.errors import DataError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "symaffect-checkpoint"
+FORMAT_VERSION = 1
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    *,
+    name: str,
+    kwargs: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights and how to rebuild it, atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination file (conventionally ``*.pt``).
+    model : nn.Module
+        A model built by ``build_model(name, **kwargs)``.
+    name : str
+        Registry name.
+    kwargs : dict
+        The build kwargs (plain Python values: str, int, float, bool, tuple, list, dict).
+    extra : dict, optional
+        Anything else to store (plain values or tensors), e.g. the training config or
+        the normalisation statistics.
+
+    Returns
+    -------
+    Path
+    """
+    from symaffect import __version__
+
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_name": name,
+        "kwargs": dict(kwargs),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "symaffect_version": str(__version__),
+        "torch_version": str(torch.__version__),
+        "extra": dict(extra or {}),
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    try:  # refuse now what load_checkpoint's safe unpickler would refuse later
+        torch.load(io.BytesIO(buf.getvalue()), weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise ValueError(
+            "kwargs/extra: only plain values (str, int, float, bool, None, tuple, list, "
+            f"dict, tensors) can be stored ({type(e).__name__})"
+        ) from e
+    with atomic_write(path, "wb") as f:
+        f.write(buf.getvalue())
+    log.info("saved checkpoint %s (%s)", path, name)
+    return path
+
+
+def load_checkpoint(
+    path: str | Path, *, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored by :func:`save_checkpoint` (in eval mode).
+
+    Returns
+    -------
+    model : nn.Module
+    info : dict
+        ``model_name``, ``kwargs``, ``symaffect_version``, ``torch_version``, ``extra``.
+
+    Raises
+    ------
+    DataError
+        The file is missing, not a symaffect checkpoint, or does not fit its model.
+    """
+    from symaffect.models.registry import build_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "checkpoint file not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+        raise DataError(path, f"not a readable checkpoint ({type(e).__name__})") from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise DataError(path, "not a symaffect checkpoint")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(path, f"checkpoint format {payload['format_version']} is newer than this code")
+    name = payload["model_name"]
+    try:
+        model = build_model(name, **payload["kwargs"])
+    except ValueError as e:
+        raise DataError(path, f"cannot rebuild model {name!r}: {e}") from e
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as e:
+        raise DataError(path, f"weights do not fit model {name!r}") from e
+    model.eval()
+    info = {k: payload[k] for k in ("model_name", "kwargs", "symaffect_version", "torch_version", "extra")}
+    return model, info

@@ -1,0 +1,481 @@
+"""The live dashboard: a FastAPI app over the SQLite session store.
+
+``create_app(db_path, token=None)`` builds the app; ``symaffect serve`` runs it with
+uvicorn. The page ``/`` (and ``/sessions/{id}``) shows a session's live trajectories,
+its current quadrant on the valence-arousal plane, signal quality per modality and its
+music segments; new predictions arrive by server-sent events from
+``/api/sessions/{id}/stream`` (the server polls the store for new rows). Everything
+the page loads comes from this server: plotly.min.js is read from the installed plotly
+package, never from a CDN, and a Content-Security-Policy forbids anything else.
+
+Security: bind to loopback unless a token is set (:func:`check_bind`); with a token
+every route except ``/healthz`` needs ``Authorization: Bearer <token>`` or
+``?token=<token>``. Requests are validated by pydantic / FastAPI: a malformed request
+gets a 4xx with a one-line ``message`` plus the details, never a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from symaffect.errors import ConfigError, DataError
+from symaffect.spec import MODALITIES
+
+log = logging.getLogger(__name__)
+
+HERE = Path(__file__).resolve().parent
+STATIC_FILES = {"dashboard.js": "application/javascript", "dashboard.css": "text/css"}
+MAX_BODY_BYTES = 16 * 1024
+"""Largest request body accepted (a segment marker is a few hundred bytes)."""
+MAX_ID = 2**63 - 1
+MAX_TIME_S = 1e7
+"""Largest time accepted in the API (s since session start; about 115 days)."""
+LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+SessionId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Session id (1, 2, ...)")]
+
+
+class SegmentIn(BaseModel):
+    """A music segment marker posted to the API (times in s since session start)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    track: str = Field(min_length=1, max_length=200, strict=True)
+    start: float = Field(ge=0, le=MAX_TIME_S, strict=True)
+    end: float | None = Field(default=None, ge=0, le=MAX_TIME_S, strict=True)
+
+    @field_validator("track")
+    @classmethod
+    def _track_printable(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("track must not be blank")
+        if any(ord(c) < 32 or ord(c) == 127 for c in v):
+            raise ValueError("track must not contain control characters")
+        return v
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> SegmentIn:
+        if self.end is not None and not self.end > self.start:
+            raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
+        return self
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    if host.strip().lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse to serve on a non-loopback address without a token.
+
+    Raises
+    ------
+    ConfigError
+        When ``host`` is not loopback and ``token`` is empty.
+    """
+    if not is_loopback(host) and not token:
+        raise ConfigError(
+            f"--host {host}: serving beyond this machine needs a token "
+            "(pass --token or set SYMAFFECT_TOKEN)"
+        )
+    if token is not None and token and len(token) < 8:
+        raise ConfigError("--token: use at least 8 characters")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Make store rows JSON-safe (NaN/inf -> null, numpy scalars -> Python)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "item") and callable(obj.item):  # numpy scalar
+        return _jsonable(obj.item())
+    if isinstance(obj, (str, int, bool)) or obj is None:
+        return obj
+    return str(obj)
+
+
+def _message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body",)) or "request"
+        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts)
+
+
+class _Stores:
+    """One SessionStore for the app (it keeps one SQLite connection per thread)."""
+
+    def __init__(self, db_path: Path):
+        from symaffect.stream.store import SessionStore
+
+        self.db_path = db_path
+        self.store = SessionStore(db_path)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Any]:
+        yield self.store
+
+    def close(self) -> None:
+        self.store.close()
+
+
+# --- app -------------------------------------------------------------------------------
+
+
+def create_app(db_path: str | Path, token: str | None = None, *, poll_s: float = 0.5) -> FastAPI:
+    """Build the dashboard app over the session store at ``db_path``.
+
+    Parameters
+    ----------
+    db_path : str or Path
+        SQLite session store (created empty when absent).
+    token : str, optional
+        When set, every route except ``/healthz`` needs it (Bearer header or ``?token=``).
+    poll_s : float
+        How often the event stream polls the store for new rows (s).
+
+    Returns
+    -------
+    FastAPI
+    """
+    import jinja2
+
+    db_path = Path(db_path)
+    stores = _Stores(db_path)  # creates / migrates the store once, up front
+    plotly_js = _read_plotly_js()
+    static = {name: (HERE / "static" / name).read_bytes() for name in STATIC_FILES}
+    templates = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True
+    )
+
+    def auth(request: Request) -> None:
+        if not token or request.url.path == "/healthz":
+            return
+        header = request.headers.get("authorization", "")
+        given = header[7:].strip() if header.lower().startswith("bearer ") else None
+        given = given or request.query_params.get("token")
+        if not given or not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(
+                401, "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        stores.close()
+
+    app = FastAPI(
+        title="symaffect live dashboard", dependencies=[Depends(auth)], lifespan=lifespan,
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
+    )
+    app.state.db_path = db_path
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next):
+        cl = request.headers.get("content-length")
+        if cl is not None:
+            try:
+                too_big = int(cl) > MAX_BODY_BYTES
+            except ValueError:
+                return JSONResponse({"message": "bad Content-Length header"}, status_code=400)
+            if too_big:
+                return JSONResponse(
+                    {"message": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413
+                )
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(
+            {"message": _message(exc), "detail": _jsonable(exc.errors())}, status_code=422
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"message": str(exc.detail), "detail": exc.detail},
+            status_code=exc.status_code, headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        return JSONResponse({"message": str(exc), "detail": str(exc)}, status_code=400)
+
+    def _session_or_404(store: Any, session_id: int) -> dict[str, Any]:
+        try:
+            return store.session(session_id)
+        except DataError:
+            raise HTTPException(404, f"session {session_id} not found") from None
+
+    # ---- pages ----
+
+    def _page(request: Request, session_id: int | None) -> HTMLResponse:
+        with stores.open() as store:
+            sessions = list(store.sessions())
+            if session_id is not None:
+                _session_or_404(store, session_id)
+        if session_id is None and sessions:
+            session_id = max(int(s["id"]) for s in sessions)
+        qs = f"?token={request.query_params['token']}" if token and "token" in request.query_params else ""
+        html = templates.get_template("index.html").render(
+            sessions=sorted(sessions, key=lambda s: -int(s["id"])), session_id=session_id,
+            modalities=list(MODALITIES), qs=qs, fmt_time=_fmt_time, fmt_dur=_fmt_dur,
+        )
+        return HTMLResponse(html)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index(request: Request) -> HTMLResponse:
+        return _page(request, None)
+
+    @app.get("/sessions/{session_id}", response_class=HTMLResponse)
+    def session_page(request: Request, session_id: SessionId) -> HTMLResponse:
+        return _page(request, session_id)
+
+    @app.get("/sessions/{session_id}/report", response_class=HTMLResponse)
+    def session_report(session_id: SessionId) -> HTMLResponse:
+        from symaffect.stream.report import build_report_data, render_html
+
+        with stores.open() as store:
+            ses = _session_or_404(store, session_id)
+            data = build_report_data(
+                ses, store.predictions(session_id), store.segments(session_id), store.quality(session_id)
+            )
+        return HTMLResponse(render_html(data))
+
+    @app.get("/static/plotly.min.js")
+    def plotly_min_js() -> Response:
+        return Response(plotly_js, media_type="application/javascript",
+                        headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> Response:
+        return Response(status_code=204)
+
+    @app.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in STATIC_FILES:
+            raise HTTPException(404, f"no static file {name!r}")
+        return Response(static[name], media_type=STATIC_FILES[name], headers={"Cache-Control": "no-cache"})
+
+    # ---- JSON API ----
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/api/sessions")
+    def api_sessions() -> list[dict[str, Any]]:
+        with stores.open() as store:
+            return _jsonable(list(store.sessions()))
+
+    @app.get("/api/sessions/{session_id}")
+    def api_session(session_id: SessionId) -> dict[str, Any]:
+        with stores.open() as store:
+            ses = _session_or_404(store, session_id)
+            out = {
+                "session": ses, "segments": store.segments(session_id),
+                "quality": store.quality(session_id), "modalities": list(MODALITIES),
+            }
+        return _jsonable(out)
+
+    @app.get("/api/sessions/{session_id}/predictions")
+    def api_predictions(
+        session_id: SessionId,
+        since: Annotated[float | None, Query(ge=0, le=MAX_TIME_S, allow_inf_nan=False,
+                                             description="only predictions with t > since (s)")] = None,
+    ) -> list[dict[str, Any]]:
+        with stores.open() as store:
+            _session_or_404(store, session_id)
+            return _jsonable(_predictions_after(store, session_id, since))
+
+    @app.post("/api/sessions/{session_id}/segments", status_code=201)
+    def api_add_segment(session_id: SessionId, body: SegmentIn) -> dict[str, Any]:
+        with stores.open() as store:
+            _session_or_404(store, session_id)
+            seg_id = store.add_segment(session_id, body.track, body.start, body.end, source="api")
+        return {"id": int(seg_id), "session_id": session_id, **body.model_dump()}
+
+    @app.get("/api/sessions/{session_id}/stream")
+    async def api_stream(
+        request: Request,
+        session_id: SessionId,
+        since: Annotated[float | None, Query(ge=0, le=MAX_TIME_S, allow_inf_nan=False)] = None,
+        max_s: Annotated[float, Query(gt=0, le=3600, allow_inf_nan=False,
+                                      description="close the stream after this many s")] = 600.0,
+    ) -> StreamingResponse:
+        def _first() -> None:
+            with stores.open() as store:
+                _session_or_404(store, session_id)
+
+        await run_in_threadpool(_first)
+        last_id = request.headers.get("last-event-id")
+        if since is None and last_id:
+            with contextlib.suppress(ValueError):
+                v = float(last_id)
+                since = v if math.isfinite(v) and v >= 0 else None
+        gen = _event_stream(request, stores, session_id, since, poll_s=poll_s, max_s=max_s)
+        return StreamingResponse(
+            gen, media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return app
+
+
+def _predictions_after(store: Any, session_id: int, since: float | None) -> list[dict[str, Any]]:
+    rows = list(store.predictions(session_id, since_t=since))
+    if since is not None:  # the contract of this API is strictly after ``since``
+        rows = [r for r in rows if float(r["t"]) > since]
+    return rows
+
+
+def _sse(event: str, data: Any, event_id: str | None = None) -> str:
+    head = f"event: {event}\n" + (f"id: {event_id}\n" if event_id is not None else "")
+    return head + f"data: {json.dumps(_jsonable(data), separators=(',', ':'))}\n\n"
+
+
+async def _event_stream(
+    request: Request, stores: _Stores, session_id: int, since: float | None, *,
+    poll_s: float, max_s: float,
+) -> AsyncIterator[str]:
+    """Poll the store and yield server-sent events.
+
+    Events: ``predictions`` (a list of new rows, ``id`` = the last ``t``), ``segments``
+    (the full list, when it changed), ``quality`` (new quality rows), ``ended`` (once,
+    when the session has an end time), and comment heartbeats.
+    """
+
+    def poll(last_t: float | None) -> tuple[list, list, list, dict]:
+        with stores.open() as store:
+            return (
+                _predictions_after(store, session_id, last_t),
+                list(store.segments(session_id)),
+                list(store.quality(session_id)),
+                store.session(session_id),
+            )
+
+    last_t = since
+    seg_sig: str | None = None
+    n_quality = None
+    ended_sent = False
+    t_open = time.monotonic()
+    last_beat = t_open
+    yield "retry: 2000\n\n"
+    while time.monotonic() - t_open < max_s:
+        if await request.is_disconnected():
+            break
+        try:
+            preds, segs, qual, ses = await run_in_threadpool(poll, last_t)
+        except DataError as e:  # the session vanished or the store broke: tell and stop
+            yield _sse("error", {"message": str(e)})
+            break
+        if preds:
+            last_t = float(preds[-1]["t"])
+            yield _sse("predictions", preds, event_id=repr(last_t))
+        sig = json.dumps(_jsonable(segs), sort_keys=True)
+        if sig != seg_sig:
+            seg_sig = sig
+            yield _sse("segments", segs)
+        if n_quality is None or len(qual) != n_quality:
+            new = qual if n_quality is None else qual[n_quality:]
+            n_quality = len(qual)
+            if new:
+                yield _sse("quality", new)
+        if ses.get("ended_at") is not None and not ended_sent:
+            ended_sent = True
+            yield _sse("ended", {"session_id": session_id, "ended_at": ses.get("ended_at")})
+        now = time.monotonic()
+        if now - last_beat > 10:
+            last_beat = now
+            yield ": ping\n\n"
+        await asyncio.sleep(poll_s)
+
+
+def _read_plotly_js() -> bytes:
+    """plotly.min.js from the installed plotly package (served locally, never a CDN)."""
+    import plotly
+
+    path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+    if not path.is_file():
+        raise DataError(path, "plotly.min.js not found in the plotly package (reinstall plotly)")
+    return path.read_bytes()
+
+
+def _fmt_time(v: Any) -> str:
+    import datetime as dt
+
+    if v is None:
+        return "—"
+    try:
+        return dt.datetime.fromtimestamp(float(v)).strftime("%Y-%m-%d %H:%M")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return str(v)
+
+
+def _fmt_dur(start: Any, end: Any) -> str:
+    try:
+        s = float(end) - float(start)
+    except (TypeError, ValueError):
+        return "live" if end is None else "—"
+    m, sec = divmod(int(max(s, 0)), 60)
+    return f"{m} min {sec:02d} s"
+
+
+def serve(
+    db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+) -> None:
+    """Run the dashboard with uvicorn (blocks until interrupted).
+
+    Raises
+    ------
+    ConfigError
+        On a non-loopback ``host`` without a token.
+    """
+    import uvicorn
+
+    token = token or os.environ.get("SYMAFFECT_TOKEN") or None
+    check_bind(host, token)
+    app = create_app(db_path, token=token)
+    log.info("serving %s on http://%s:%d/", db_path, host, port)
+    # open event streams would otherwise hold a Ctrl-C for up to their max_s
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)

@@ -1,0 +1,229 @@
+// symaffect live dashboard: trajectories, valence-arousal plane, quality badges, segments.
+// Data: GET /api/sessions/{id} and /predictions once, then server-sent events from /stream.
+"use strict";
+
+(function () {
+  const body = document.body;
+  const sessionId = body.dataset.session;
+  if (!sessionId) return;
+  const MODALITIES = (body.dataset.modalities || "").split(",").filter(Boolean);
+  const TASKS = ["valence", "arousal", "liking"];
+  const COLORS = { valence: "#1b7837", arousal: "#c2410c", liking: "#2b5c9e" };
+  const QCOLORS = { Q1: "#e6a11a", Q2: "#c0392b", Q3: "#4a6fa5", Q4: "#3e9b6a" };
+  const QNAMES = { Q1: "Q1 · high V, high A", Q2: "Q2 · low V, high A", Q3: "Q3 · low V, low A", Q4: "Q4 · high V, low A" };
+  const TRAIL = 40;
+  const token = new URLSearchParams(window.location.search).get("token");
+
+  const state = { n: 0, lastT: null, lastRow: null, segments: [], trail: [], ended: false, lastArrival: 0, hop: 1 };
+
+  function url(path, params) {
+    const p = new URLSearchParams(params || {});
+    if (token) p.set("token", token);
+    const q = p.toString();
+    return q ? path + "?" + q : path;
+  }
+  function $(id) { return document.getElementById(id); }
+  function fmtClock(s) {
+    s = Math.max(0, Math.round(s));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const mm = (h ? String(m).padStart(2, "0") : String(m)), ss = String(sec).padStart(2, "0");
+    return (h ? h + ":" : "") + mm + ":" + ss;
+  }
+  function num(x, d) { return (x === null || x === undefined || !isFinite(x)) ? "—" : Number(x).toFixed(d === undefined ? 1 : d); }
+
+  // ---- plots ----
+  const trajLayout = {
+    margin: { l: 50, r: 12, t: 34, b: 44 },
+    xaxis: { title: { text: "time since session start (min)" }, zeroline: false, rangemode: "tozero" },
+    yaxis: { title: { text: "estimated rating (1-9)" }, range: [0.8, 9.2], tick0: 1, dtick: 2, zeroline: false },
+    legend: { orientation: "h", x: 0, y: 1.1 },
+    shapes: [], annotations: [], hovermode: "x unified",
+    title: { text: "Trajectories", font: { size: 13 }, x: 0.99, xanchor: "right", y: 0.98 },
+  };
+  Plotly.newPlot("traj", TASKS.map(k => ({
+    x: [], y: [], name: k, mode: "lines", line: { color: COLORS[k], width: 2 },
+    hovertemplate: "%{y:.1f}",
+  })), trajLayout, { displayModeBar: false, responsive: true });
+
+  function planeLayout() {
+    const quad = (x0, x1, y0, y1, q) => ({ type: "rect", layer: "below", x0, x1, y0, y1, line: { width: 0 }, fillcolor: QCOLORS[q], opacity: 0.08 });
+    const lab = (x, y, q) => ({ x, y, text: QNAMES[q], showarrow: false, font: { size: 11, color: QCOLORS[q] } });
+    return {
+      margin: { l: 50, r: 12, t: 34, b: 44 },
+      xaxis: { title: { text: "valence" }, range: [1, 9], dtick: 1, zeroline: false, constrain: "domain", fixedrange: true },
+      yaxis: { title: { text: "arousal" }, range: [1, 9], dtick: 1, zeroline: false, scaleanchor: "x", constrain: "domain", fixedrange: true },
+      shapes: [quad(5, 9, 5, 9, "Q1"), quad(1, 5, 5, 9, "Q2"), quad(1, 5, 1, 5, "Q3"), quad(5, 9, 1, 5, "Q4"),
+        { type: "line", x0: 5, x1: 5, y0: 1, y1: 9, line: { color: "#999", width: 1 } },
+        { type: "line", x0: 1, x1: 9, y0: 5, y1: 5, line: { color: "#999", width: 1 } }],
+      annotations: [lab(7, 8.7, "Q1"), lab(3, 8.7, "Q2"), lab(3, 1.3, "Q3"), lab(7, 1.3, "Q4")],
+      showlegend: false,
+      title: { text: "Current state (valence-arousal plane)", font: { size: 13 }, x: 0.5, y: 0.98 },
+    };
+  }
+  Plotly.newPlot("plane", [
+    { x: [], y: [], mode: "lines+markers", line: { color: "#aab", width: 1 }, marker: { size: 4, color: "#99a" }, hoverinfo: "skip", name: "recent" },
+    { x: [], y: [], mode: "markers", marker: { size: 18, color: "#222", line: { color: "#fff", width: 2 } }, name: "now",
+      hovertemplate: "valence %{x:.1f}<br>arousal %{y:.1f}<extra></extra>" },
+  ], planeLayout(), { displayModeBar: false, responsive: true });
+
+  // ---- segments ----
+  function segmentShapes() {
+    const tEnd = state.lastT === null ? 0 : state.lastT;
+    const shapes = [], ann = [];
+    state.segments.forEach((s, i) => {
+      const end = (s.end === null || s.end === undefined) ? Math.max(tEnd, s.start) : s.end;
+      shapes.push({ type: "rect", xref: "x", yref: "paper", x0: s.start / 60, x1: end / 60, y0: 0, y1: 1,
+        fillcolor: i % 2 ? "#f6e3cf" : "#d9e6f5", opacity: 0.6, line: { width: 0 }, layer: "below" });
+      // alternate label heights so that labels of neighbouring segments do not collide
+      ann.push({ xref: "x", yref: "paper", x: (s.start + end) / 120, y: i % 2 ? 0.955 : 0.995, yanchor: "top", showarrow: false,
+        text: s.track.length > 30 ? s.track.slice(0, 28) + "…" : s.track, font: { size: 11, color: "#333" } });
+    });
+    return { shapes, annotations: ann };
+  }
+  function redrawSegments() {
+    Plotly.relayout("traj", segmentShapes());
+    updateNowPlaying();
+  }
+  function updateNowPlaying() {
+    const t = state.lastT;
+    const el = $("now-playing");
+    if (t === null) { el.textContent = ""; return; }
+    const cur = state.segments.filter(s => s.start <= t && (s.end === null || s.end === undefined || t < s.end));
+    el.textContent = cur.length ? "♪ " + cur[cur.length - 1].track : "no music segment";
+  }
+
+  // ---- quality ----
+  function updateBadges(row) {
+    const used = new Set(row ? (row.modalities_used || []) : []);
+    const flags = {};
+    (row ? (row.flags || []) : []).forEach(f => {
+      const i = String(f).indexOf(":");
+      const m = i > 0 ? f.slice(0, i) : "stream";
+      (flags[m] = flags[m] || []).push(i > 0 ? f.slice(i + 1) : f);
+    });
+    const stale = !state.ended && row && (Date.now() - state.lastArrival) > Math.max(5000, 4000 * state.hop);
+    MODALITIES.forEach(m => {
+      const el = $("badge-" + m);
+      if (!el) return;
+      let cls, title;
+      if (!row) { cls = "unknown"; title = "no data yet"; }
+      else if (stale) { cls = "unknown"; title = "no new predictions"; }
+      else if (!used.has(m)) { cls = "dropped"; title = "dropped" + (flags[m] ? ": " + flags[m].join(", ") : " (not in this prediction)"); }
+      else if (flags[m]) { cls = "degraded"; title = "flagged: " + flags[m].join(", "); }
+      else { cls = "ok"; title = "ok"; }
+      el.className = "badge " + cls;
+      el.dataset.state = cls;
+      el.title = title;
+      el.textContent = m + (cls === "ok" ? " ✓" : cls === "dropped" ? " ✕" : cls === "degraded" ? " !" : "");
+    });
+  }
+  const seenQuality = new Set();
+  function logQuality(rows) {
+    const box = $("quality-log");
+    rows = rows.filter(r => !seenQuality.has(r.id));
+    rows.forEach(r => seenQuality.add(r.id));
+    rows.slice(-20).forEach(r => {
+      const d = document.createElement("div");
+      d.textContent = fmtClock(r.t || 0) + "  " + (r.modality || "stream") + ": " + (r.flag || "") + (r.detail ? " — " + r.detail : "");
+      box.prepend(d);
+    });
+    while (box.childNodes.length > 50) box.removeChild(box.lastChild);
+  }
+
+  // ---- predictions ----
+  function addPredictions(rows) {
+    rows = rows.filter(r => state.lastT === null || r.t > state.lastT);
+    if (!rows.length) return;
+    const gap = (a, b) => state.n > 2 && (b - a) > 2.5 * state.hop;
+    const xs = TASKS.map(() => []), ys = TASKS.map(() => []);
+    let prev = state.lastT;
+    rows.forEach(r => {
+      if (prev !== null && gap(prev, r.t)) TASKS.forEach((k, i) => { xs[i].push((prev + r.t) / 120); ys[i].push(null); });
+      TASKS.forEach((k, i) => { xs[i].push(r.t / 60); ys[i].push(r[k] === undefined ? null : r[k]); });
+      if (prev !== null && r.t > prev) state.hop = 0.9 * state.hop + 0.1 * (r.t - prev);
+      prev = r.t;
+    });
+    Plotly.extendTraces("traj", { x: xs, y: ys }, [0, 1, 2]);
+    state.n += rows.length;
+    state.lastT = rows[rows.length - 1].t;
+    state.lastRow = rows[rows.length - 1];
+    state.lastArrival = Date.now();
+    rows.forEach(r => { if (r.valence !== null && r.arousal !== null) state.trail.push([r.valence, r.arousal]); });
+    state.trail = state.trail.slice(-TRAIL);
+    const last = state.lastRow;
+    Plotly.restyle("plane", {
+      x: [state.trail.map(p => p[0]), [last.valence]], y: [state.trail.map(p => p[1]), [last.arousal]],
+      "marker.color": ["#99a", QCOLORS[last.quadrant] || "#222"],
+    }, [0, 1]);
+    $("v-valence").textContent = num(last.valence);
+    $("v-arousal").textContent = num(last.arousal);
+    $("v-liking").textContent = num(last.liking);
+    $("v-quadrant").textContent = last.quadrant || "—";
+    $("v-confidence").textContent = num(last.confidence, 2);
+    $("v-time").textContent = fmtClock(last.t);
+    $("n-points").textContent = String(state.n);
+    const startInput = document.querySelector("#segment-form input[name=start]");
+    if (startInput) startInput.placeholder = "now (" + last.t.toFixed(0) + ")";
+    body.dataset.points = String(state.n);
+    updateBadges(last);
+    if (state.segments.some(s => s.end === null || s.end === undefined)) redrawSegments(); else updateNowPlaying();
+  }
+
+  // ---- connection ----
+  function setConn(cls, text) { const el = $("conn"); el.className = "conn " + cls; el.textContent = text; }
+
+  async function start() {
+    const res = await fetch(url("/api/sessions/" + sessionId));
+    if (!res.ok) { setConn("off", "error " + res.status); return; }
+    const info = await res.json();
+    const ses = info.session || {};
+    $("session-title").textContent = "Session #" + sessionId + " · " + (ses.participant || "") + (ses.model ? " · " + ses.model : "");
+    state.segments = info.segments || [];
+    logQuality(info.quality || []);
+    const pr = await fetch(url("/api/sessions/" + sessionId + "/predictions"));
+    if (pr.ok) addPredictions(await pr.json());
+    redrawSegments();
+    updateBadges(state.lastRow);
+    state.ended = ses.ended_at !== null && ses.ended_at !== undefined;
+    if (state.ended) setConn("ended", "session ended");
+    connect();
+  }
+
+  function connect() {
+    const params = state.lastT === null ? {} : { since: state.lastT };
+    const es = new EventSource(url("/api/sessions/" + sessionId + "/stream", params));
+    es.onopen = () => { if (!state.ended) setConn("on", "live"); };
+    es.addEventListener("predictions", ev => addPredictions(JSON.parse(ev.data)));
+    es.addEventListener("segments", ev => { state.segments = JSON.parse(ev.data); redrawSegments(); });
+    es.addEventListener("quality", ev => logQuality(JSON.parse(ev.data)));
+    es.addEventListener("ended", () => { state.ended = true; setConn("ended", "session ended"); });
+    es.onerror = () => {
+      if (!state.ended) setConn("off", "reconnecting…");
+      // The server closes the stream after max_s; reconnect from the last point we have.
+      es.close();
+      setTimeout(connect, 2000);
+    };
+  }
+
+  // ---- segment form ----
+  const form = $("segment-form");
+  if (form) {
+    form.addEventListener("submit", async ev => {
+      ev.preventDefault();
+      const fd = new FormData(form);
+      const startText = String(fd.get("start") || "").trim();
+      // an empty start means "now": the time of the latest prediction
+      const start = startText === "" ? (state.lastT === null ? 0 : state.lastT) : Number(startText);
+      const payload = { track: String(fd.get("track") || ""), start: start };
+      if (fd.get("end") !== "" && fd.get("end") !== null) payload.end = Number(fd.get("end"));
+      const res = await fetch(url("/api/sessions/" + sessionId + "/segments"), {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(payload) });
+      const out = await res.json().catch(() => ({}));
+      $("segment-msg").textContent = res.ok ? "added" : ("not added: " + (out.message || res.status));
+      if (res.ok) form.reset();
+    });
+  }
+
+  setInterval(() => updateBadges(state.lastRow), 2000);
+  start().catch(err => setConn("off", "error: " + err));
+})();

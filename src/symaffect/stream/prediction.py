@@ -1,0 +1,173 @@
+"""One prediction per hop: class probabilities, expected ratings, quadrant, confidence.
+
+This module is import-light (numpy only) so that :mod:`symaffect.stream.store` and the
+dashboard can use :class:`Prediction` without importing torch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+QUADRANTS: dict[tuple[bool, bool], str] = {
+    (True, True): "Q1",  # high valence, high arousal
+    (False, True): "Q2",  # low valence, high arousal
+    (False, False): "Q3",  # low valence, low arousal
+    (True, False): "Q4",  # high valence, low arousal
+}
+"""Quadrant from (valence > 5, arousal > 5); same naming as the training labels
+(Q1 = HV-HA, Q2 = LV-HA, Q3 = LV-LA, Q4 = HV-LA)."""
+
+QUADRANT_NAMES: dict[str, str] = {"Q1": "HV-HA", "Q2": "LV-HA", "Q3": "LV-LA", "Q4": "HV-LA"}
+QUADRANT_LABELS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "neutral")
+"""Output order of a quadrant model (the same as ``symaffect.models.QUADRANT_LABELS``)."""
+RATING_TASKS: tuple[str, ...] = ("valence", "arousal", "liking")
+
+
+def expected_rating(probs: Sequence[float]) -> float:
+    """Expected rating of a 9-class ordinal distribution: ``sum_k p_k (k + 1)`` in [1, 9].
+
+    For a task with ``n != 9`` classes the classes are mapped linearly onto [1, 9]
+    (binary: class 0 -> 1, class 1 -> 9).
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    n = p.size
+    if n == 9:
+        ratings = np.arange(1, 10, dtype=np.float64)
+    else:
+        ratings = np.linspace(1.0, 9.0, n) if n > 1 else np.array([5.0])
+    return float(np.dot(p, ratings) / max(p.sum(), 1e-12))
+
+
+@dataclass
+class Prediction:
+    """The model's output for one window (one hop).
+
+    Parameters
+    ----------
+    t : float
+        Time of the last sample of the window, in seconds since the start of the
+        recording / session (stream time, not wall-clock time).
+    probabilities : dict of str to list of float
+        Per-task class probabilities (``{"valence": [p_1, ..., p_9], ...}``).
+    expected : dict of str to float
+        Per-task expected rating in [1, 9] (see :func:`expected_rating`).
+    quadrant : str or None
+        ``"Q1"``..``"Q4"`` from the expected valence and arousal (> 5 = high); None if
+        the model predicts neither valence nor arousal.
+    confidence : float
+        In [0, 1]: mean over tasks of the rescaled top probability
+        ``(max p - 1/n) / (1 - 1/n)`` (0 = uniform, 1 = certain), multiplied by the
+        fraction of the model's modalities that were used (a prediction from one
+        modality out of three counts one third).
+    modalities_used : tuple of str
+        Modalities given to the model for this window.
+    flags : list of str
+        Quality flags of this window, ``"modality:flag"`` (e.g. ``"eeg:flat"``).
+    latency_ms : float or None
+        Time from the window's last sample becoming available to the prediction
+        (set by the streamer / storer; None offline).
+    """
+
+    t: float
+    probabilities: dict[str, list[float]]
+    expected: dict[str, float]
+    quadrant: str | None
+    confidence: float
+    modalities_used: tuple[str, ...]
+    flags: list[str] = field(default_factory=list)
+    latency_ms: float | None = None
+
+    @classmethod
+    def from_probabilities(
+        cls,
+        t: float,
+        probabilities: Mapping[str, Sequence[float]],
+        *,
+        modalities_used: Sequence[str],
+        n_modalities: int,
+        flags: Sequence[str] = (),
+        latency_ms: float | None = None,
+        coverage: float | None = None,
+    ) -> Prediction:
+        """Build a prediction (expected ratings, quadrant, confidence) from probabilities.
+
+        Parameters
+        ----------
+        t : float
+        probabilities : mapping of str to sequence of float, shape (n_classes,) each
+        modalities_used : sequence of str
+        n_modalities : int
+            Number of modalities the model accepts (for the confidence penalty).
+        flags : sequence of str
+        latency_ms : float or None
+        coverage : float or None
+            Fraction of the model's input that was present (e.g. counting a modality
+            with half its channels as one half); default
+            ``len(modalities_used) / n_modalities``.
+        """
+        probs = {k: [float(v) for v in p] for k, p in probabilities.items()}
+        expected = {k: expected_rating(p) for k, p in probs.items() if k in RATING_TASKS}
+        quadrant = None
+        if "valence" in expected and "arousal" in expected:
+            quadrant = QUADRANTS[(expected["valence"] > 5.0, expected["arousal"] > 5.0)]
+        elif "quadrant" in probs:
+            quadrant = QUADRANT_LABELS[int(np.argmax(probs["quadrant"]))]
+        tops = []
+        for p in probs.values():
+            n = len(p)
+            tops.append((max(p) - 1.0 / n) / (1.0 - 1.0 / n) if n > 1 else 1.0)
+        conf = float(np.clip(np.mean(tops), 0.0, 1.0)) if tops else 0.0
+        if coverage is None:
+            coverage = len(modalities_used) / max(n_modalities, 1)
+        conf *= float(np.clip(coverage, 0.0, 1.0))
+        return cls(
+            t=float(t),
+            probabilities=probs,
+            expected=expected,
+            quadrant=quadrant,
+            confidence=conf,
+            modalities_used=tuple(modalities_used),
+            flags=list(flags),
+            latency_ms=latency_ms,
+        )
+
+    @property
+    def valence(self) -> float | None:
+        return self.expected.get("valence")
+
+    @property
+    def arousal(self) -> float | None:
+        return self.expected.get("arousal")
+
+    @property
+    def liking(self) -> float | None:
+        return self.expected.get("liking")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (the same keys as :meth:`SessionStore.predictions` rows)."""
+        return {
+            "t": self.t,
+            "valence": self.valence,
+            "arousal": self.arousal,
+            "liking": self.liking,
+            "quadrant": self.quadrant,
+            "confidence": self.confidence,
+            "modalities_used": list(self.modalities_used),
+            "flags": list(self.flags),
+            "latency_ms": self.latency_ms,
+            "probabilities": self.probabilities,
+        }
+
+    def is_close(self, other: Prediction, *, atol: float = 1e-3) -> bool:
+        """True if both have the same t, tasks and modalities and ratings within ``atol``."""
+        if abs(self.t - other.t) > 1e-6 or self.modalities_used != other.modalities_used:
+            return False
+        if self.expected.keys() != other.expected.keys():
+            return False
+        return all(
+            math.isclose(self.expected[k], other.expected[k], abs_tol=atol) for k in self.expected
+        )

@@ -1,0 +1,398 @@
+"""From a trained run to predictions: one window, a whole recording, or a live session.
+
+:class:`SessionPipeline` is the single code path of both ``symaffect predict`` (offline)
+and ``symaffect stream`` (live): preprocess (causal) -> window buffer -> quality ->
+model. Predictions fall every ``hop`` of *stream time* (sample counts at 128 Hz, never
+the wall clock), the first once a full window is available, so offline and live give the
+same hops.
+
+Partial modalities
+------------------
+The model takes whole-modality masks only. A modality is **present iff at least one of
+its channels is in the recording** (after the channel map); its missing channels are
+filled with the mean of its present channels (after normalisation), the prediction is
+flagged ``<modality>:partial`` and its confidence counts that modality by the fraction of
+channels present. This makes the common therapy-room case (EDA + PPG + respiration, no
+EMG or temperature) usable, at the price of an input the model never saw in training:
+read such predictions as indicative. A modality with no channel is simply absent (never
+zero-filled).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from symaffect._io import write_json, write_text
+from symaffect.errors import DataError
+from symaffect.spec import MODALITIES, SFREQ
+from symaffect.stream.prediction import Prediction
+from symaffect.stream.preprocess import StreamPreprocessor, WindowBuffer
+from symaffect.stream.quality import QualityFlag, QualityThresholds, modality_flags
+from symaffect.stream.recording import Recording
+
+log = logging.getLogger(__name__)
+
+
+def checkpoint_path(run: str | Path) -> Path:
+    """``RUN_DIR/model.pt`` for a run folder, or the checkpoint file itself."""
+    run = Path(run)
+    if run.is_dir():
+        ckpt = run / "model.pt"
+        if not ckpt.is_file():
+            raise DataError(run, "run folder has no model.pt")
+        return ckpt
+    if not run.is_file():
+        raise DataError(run, "run folder or checkpoint not found")
+    return run
+
+
+def load_run(run: str | Path, *, device: str = "cpu"):
+    """Load a trained model from a run folder or a checkpoint.
+
+    Returns
+    -------
+    model : torch.nn.Module
+        In eval mode, on ``device``.
+    info : dict
+        ``model_name``, ``kwargs``, ``extra`` (``window_seconds``, ``preprocess``,
+        ``tasks`` when the trainer wrote them), ``checkpoint``.
+    """
+    from symaffect.models.checkpoint import load_checkpoint
+
+    ckpt = checkpoint_path(run)
+    model, info = load_checkpoint(ckpt, map_location=device)
+    info = dict(info)
+    info["checkpoint"] = str(ckpt)
+    return model.to(device).eval(), info
+
+
+class Predictor:
+    """A trained model ready to predict single windows.
+
+    Parameters
+    ----------
+    run : str or Path
+        Run folder (``model.pt`` inside) or checkpoint file.
+    device : str
+        Torch device.
+    num_threads : int or None
+        If given, ``torch.set_num_threads`` (process-wide) -- 1 for many concurrent
+        sessions on few cores.
+    """
+
+    def __init__(self, run: str | Path, *, device: str = "cpu", num_threads: int | None = None):
+        import torch
+
+        if num_threads is not None:
+            torch.set_num_threads(int(num_threads))
+        self.device = device
+        self.model, self.info = load_run(run, device=device)
+        self.run = str(run)
+        self.name: str = self.info["model_name"]
+        self.modalities: tuple[str, ...] = tuple(self.model.modalities)
+        self.n_times: int = int(self.model.n_times)
+        self.task_kind: str = getattr(self.model, "task_kind", "softmax")
+        extra = self.info.get("extra") or {}
+        self.preprocess: dict = dict(extra.get("preprocess") or {})
+        ws = extra.get("window_seconds")
+        if ws is not None and abs(float(ws) * SFREQ - self.n_times) > 0.5:
+            log.warning("checkpoint window_seconds=%s but model n_times=%d; using n_times", ws, self.n_times)
+
+    @property
+    def window_seconds(self) -> float:
+        return self.n_times / SFREQ
+
+    def predict_window(
+        self,
+        x: dict[str, np.ndarray],
+        *,
+        t: float = 0.0,
+        flags: Sequence[str] = (),
+        coverage: float | None = None,
+    ) -> Prediction:
+        """Predict one window.
+
+        Parameters
+        ----------
+        x : dict of str to ndarray, shape (C, T)
+            Normalised windows of the present modalities, channels in
+            ``MODALITIES[m].ch_names`` order, ``T = n_times``.
+        t : float
+            Stream time of the window's last sample (seconds).
+        flags : sequence of str
+        coverage : float or None
+            See :meth:`Prediction.from_probabilities`.
+        """
+        import torch
+
+        if not x:
+            raise DataError("window", "no modality given")
+        batch = {}
+        for m, arr in x.items():
+            if m not in self.modalities:
+                raise DataError("window", f"modality {m!r} not accepted by the model ({self.modalities})")
+            arr = np.asarray(arr, dtype=np.float32)
+            want = (MODALITIES[m].n_chans, self.n_times)
+            if arr.shape != want:
+                raise DataError("window", f"{m}: expected shape {want}, got {arr.shape}")
+            batch[m] = torch.from_numpy(arr).unsqueeze(0).to(self.device)
+        with torch.inference_mode():
+            out = self.model(batch)
+        probs = {}
+        for task, logits in out.items():
+            logits = logits[0].float()
+            p = torch.sigmoid(logits) if self.task_kind == "sigmoid" else torch.softmax(logits, dim=-1)
+            probs[task] = p.cpu().numpy().tolist()
+        used = tuple(m for m in self.modalities if m in x)
+        return Prediction.from_probabilities(
+            t, probs, modalities_used=used, n_modalities=len(self.modalities), flags=flags, coverage=coverage
+        )
+
+
+@dataclass
+class HopResult:
+    """What one hop produced.
+
+    Attributes
+    ----------
+    t : float
+        Stream time of the window's last sample (s).
+    prediction : Prediction or None
+        None when every modality was dropped.
+    quality : list of QualityFlag
+        Flags that dropped a modality, and ``no_prediction`` (for the session store).
+    """
+
+    t: float
+    prediction: Prediction | None
+    quality: list[QualityFlag] = field(default_factory=list)
+
+
+class SessionPipeline:
+    """Preprocess, buffer, check and predict every hop of stream time.
+
+    Parameters
+    ----------
+    predictor : Predictor
+    ch_names : sequence of str
+        DEAP channel names of the input rows (a :class:`Recording`'s ``ch_names``).
+    sfreq : float
+        Input rate (Hz).
+    hop : float
+        Seconds of stream time between predictions (a multiple of 1/128 s).
+    window : float or None
+        Window length in seconds; must equal the model's (default: the model's).
+    thresholds : QualityThresholds
+    eeg_band : (float, float) or None or "auto"
+        EEG band-pass; "auto" takes ``preprocess["eeg_band"]`` from the checkpoint, else
+        (4, 45).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        ch_names: Sequence[str],
+        sfreq: float,
+        *,
+        hop: float = 1.0,
+        window: float | None = None,
+        thresholds: QualityThresholds = QualityThresholds(),
+        eeg_band: tuple[float, float] | None | str = "auto",
+    ):
+        self.predictor = predictor
+        self.ch_names = tuple(ch_names)
+        n_times = predictor.n_times
+        if window is not None and abs(window * SFREQ - n_times) > 0.5:
+            raise DataError("window", f"{window} s does not match the model's {n_times / SFREQ:g} s")
+        self.hop_samples = int(round(hop * SFREQ))
+        if self.hop_samples < 1 or abs(self.hop_samples - hop * SFREQ) > 1e-6:
+            raise DataError("hop", f"must be a positive multiple of 1/128 s, got {hop}")
+        if eeg_band == "auto":
+            eeg_band = tuple(predictor.preprocess.get("eeg_band", (4.0, 45.0)))
+        self.pre = StreamPreprocessor(self.ch_names, sfreq, eeg_band=eeg_band)
+        self.buf = WindowBuffer(len(self.ch_names), n_times)
+        self.thresholds = thresholds
+        self._next = n_times
+        # channel rows of each model modality; missing channels and coverage
+        self.groups: dict[str, list[int]] = {}
+        self.fill: dict[str, tuple[list[int], list[int]]] = {}  # m -> (spec slots, rows)
+        self.partial: dict[str, list[str]] = {}
+        for m in predictor.modalities:
+            spec = MODALITIES[m]
+            slots = [i for i, c in enumerate(spec.ch_names) if c in self.ch_names]
+            if not slots:
+                continue
+            rows = [self.ch_names.index(spec.ch_names[i]) for i in slots]
+            self.groups[m] = rows
+            self.fill[m] = (slots, rows)
+            missing = [c for c in spec.ch_names if c not in self.ch_names]
+            if missing:
+                self.partial[m] = missing
+        self.absent = [m for m in predictor.modalities if m not in self.groups]
+        if not self.groups:
+            raise DataError(
+                "channels",
+                f"none of {list(self.ch_names)[:8]} belongs to the model's modalities {predictor.modalities}",
+            )
+        for m, miss in self.partial.items():
+            log.info("modality %s: %d channel(s) missing (%s): filled with the mean of the present ones",
+                     m, len(miss), ", ".join(miss))
+
+    @property
+    def t(self) -> float:
+        """Stream time of the samples processed so far (s)."""
+        return self.buf.n_total / SFREQ
+
+    def push(self, x: np.ndarray, missing: np.ndarray | None = None) -> list[HopResult]:
+        """Feed input samples (C, n) at the input rate; return the hops that completed."""
+        chunk = self.pre.push(x, missing)
+        results: list[HopResult] = []
+        while chunk.n_times:
+            need = self._next - self.buf.n_total
+            if chunk.n_times < need:
+                self.buf.append(chunk)
+                break
+            head, chunk = chunk.split(need)
+            self.buf.append(head)
+            results.append(self._hop())
+            self._next += self.hop_samples
+        return results
+
+    def _hop(self) -> HopResult:
+        t = self.buf.n_total / SFREQ
+        z, raw, miss = self.buf.window()
+        flags = modality_flags(raw, miss, self.ch_names, self.groups, thresholds=self.thresholds)
+        dropped = {f.modality for f in flags if f.drops}
+        use = [m for m in self.predictor.modalities if m in self.groups and m not in dropped]
+        info_flags = [QualityFlag(m, "partial", "missing " + ", ".join(c)) for m, c in self.partial.items()]
+        if not use:
+            why = "; ".join(f"{f.modality} {f.flag}" for f in flags if f.drops) or "no usable modality"
+            q = [f for f in flags if f.drops] + [QualityFlag("all", "no_prediction", why)]
+            return HopResult(t, None, q)
+        x = {}
+        coverage = 0.0
+        for m in use:
+            spec = MODALITIES[m]
+            slots, rows = self.fill[m]
+            arr = np.empty((spec.n_chans, z.shape[1]), dtype=np.float32)
+            present = z[rows]
+            if len(slots) < spec.n_chans:
+                arr[:] = present.mean(axis=0, keepdims=True)
+            arr[slots] = present
+            x[m] = arr
+            coverage += len(slots) / spec.n_chans
+        coverage /= len(self.predictor.modalities)
+        all_flags = [str(f) for f in flags] + [str(f) for f in info_flags if f.modality in use]
+        pred = self.predictor.predict_window(x, t=t, flags=all_flags, coverage=coverage)
+        return HopResult(t, pred, [f for f in flags if f.drops])
+
+
+def run_recording(
+    predictor: Predictor | str | Path,
+    recording: Recording,
+    *,
+    hop: float = 1.0,
+    window: float | None = None,
+    chunk_seconds: float | None = None,
+    thresholds: QualityThresholds = QualityThresholds(),
+) -> list[HopResult]:
+    """Every hop of a recording (predictions and quality), offline.
+
+    Parameters
+    ----------
+    predictor : Predictor or path
+    recording : Recording
+    hop, window : float
+    chunk_seconds : float or None
+        Feed the recording in chunks of this length (the result does not depend on it;
+        None = one piece).
+    """
+    if not isinstance(predictor, Predictor):
+        predictor = Predictor(predictor)
+    pipe = SessionPipeline(predictor, recording.ch_names, recording.sfreq, hop=hop, window=window,
+                           thresholds=thresholds)
+    n = recording.n_samples
+    step = n if chunk_seconds is None else max(1, int(round(chunk_seconds * recording.sfreq)))
+    out: list[HopResult] = []
+    for i in range(0, n, step):
+        out.extend(pipe.push(recording.data[:, i:i + step]))
+    return out
+
+
+def predict_recording(
+    run: Predictor | str | Path,
+    recording: Recording,
+    hop: float = 1.0,
+    window: float | None = None,
+    **kwargs,
+) -> list[Prediction]:
+    """One prediction per hop of a recording (hops where every modality was dropped are
+    left out; see :func:`run_recording` for those). The first is at ``t = window``."""
+    return [h.prediction for h in run_recording(run, recording, hop=hop, window=window, **kwargs)
+            if h.prediction is not None]
+
+
+CSV_COLUMNS = ("t", "valence", "arousal", "liking", "quadrant", "confidence", "modalities_used", "flags")
+
+
+def predictions_table(preds: Sequence[Prediction]) -> list[dict]:
+    """Flat rows (CSV columns plus ``p_<task>_<k>`` probabilities)."""
+    rows = []
+    for p in preds:
+        row = {
+            "t": round(p.t, 6),
+            "valence": p.valence,
+            "arousal": p.arousal,
+            "liking": p.liking,
+            "quadrant": p.quadrant,
+            "confidence": round(p.confidence, 6),
+            "modalities_used": "+".join(p.modalities_used),
+            "flags": ";".join(p.flags),
+        }
+        for task, probs in p.probabilities.items():
+            for k, v in enumerate(probs, start=1):
+                row[f"p_{task}_{k}"] = round(v, 6)
+        rows.append(row)
+    return rows
+
+
+def write_predictions(path: str | Path, preds: Sequence[Prediction]) -> Path:
+    """Write predictions as ``.csv`` (one row per hop) or ``.json`` (list of dicts), atomically."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        write_json(path, [p.to_dict() for p in preds])
+    elif path.suffix.lower() == ".csv":
+        rows = predictions_table(preds)
+        cols = list(CSV_COLUMNS) + sorted({k for r in rows for k in r} - set(CSV_COLUMNS))
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+        write_text(path, buf.getvalue())
+    else:
+        raise DataError(path, "output must end in .csv or .json")
+    return path
+
+
+def summary(preds: Sequence[Prediction]) -> dict:
+    """Means and quadrant shares of a list of predictions (for the CLI table)."""
+    if not preds:
+        return {"n": 0}
+    out: dict = {"n": len(preds), "t_first": preds[0].t, "t_last": preds[-1].t}
+    for task in ("valence", "arousal", "liking"):
+        vals = [p.expected[task] for p in preds if task in p.expected]
+        if vals:
+            out[task] = {"mean": float(np.mean(vals)), "min": float(np.min(vals)), "max": float(np.max(vals))}
+    quads = [p.quadrant for p in preds if p.quadrant]
+    out["quadrants"] = {q: quads.count(q) / len(preds) for q in sorted(set(quads))}
+    out["confidence"] = float(np.mean([p.confidence for p in preds]))
+    out["flagged"] = sum(1 for p in preds if p.flags)
+    return out
+
