@@ -108,10 +108,8 @@ def train_cmd(
     _quiet_lightning()
     base = make_preset(preset, model=model or "symaffect").to_dict()
     if config is not None:
-        loaded = RunConfig.from_yaml(config)  # validates keys
-        raw = yaml.safe_load(config.read_text()) or {}
-        _merge(base, raw)
-        del loaded
+        RunConfig.from_yaml(config)  # check its keys and values first
+        _merge(base, yaml.safe_load(config.read_text()) or {})
     changes: dict = {}
     if model is not None:
         changes["model.name"] = model

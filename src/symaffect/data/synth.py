@@ -114,11 +114,11 @@ EFFECTS: dict[str, TrueEffect] = {
         TrueEffect("frontal_theta_liking", "liking", "eeg", "Fz AF3 AF4 FC1 FC2 (midline)",
                    0.5, "ln power", "frontal-midline theta power rises with liking"),
         TrueEffect("idiosyncratic_valence", "valence", "eeg",
-                   "subject-specific smooth topography, all bands", 0.5, "ln power (rms)",
+                   "subject-specific smooth topography, all bands", 0.2, "ln power (rms)",
                    "a per-subject random spatial-spectral pattern of power changes with "
                    "valence (mean zero over subjects: learnable within a subject only)"),
         TrueEffect("idiosyncratic_arousal", "arousal", "eeg",
-                   "subject-specific smooth topography, all bands", 0.5, "ln power (rms)",
+                   "subject-specific smooth topography, all bands", 0.2, "ln power (rms)",
                    "as idiosyncratic_valence, for arousal"),
         TrueEffect("heart_rate_arousal", "arousal", "peripheral", "BVP", 5.0, "bpm",
                    "heart rate rises with arousal"),
