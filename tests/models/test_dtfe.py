@@ -82,10 +82,11 @@ def test_csi_affinity_is_a_per_sample_channel_by_channel_row_stochastic_matrix()
     torch.testing.assert_close(x_csi, a @ x_hat + x_hat)  # eq. 12 in channel space
 
 
+@pytest.mark.parametrize("impl", ["dft", "matrix"])
 @pytest.mark.parametrize("n_times", [64, 63])
-def test_dft_gate_equals_fft_gate(n_times):
+def test_matmul_gates_equal_fft_gate(n_times, impl):
     fft = FrequencyGate(n_times=n_times, sfreq=128.0, impl="fft")
-    dft = FrequencyGate(n_times=n_times, sfreq=128.0, impl="dft")
+    dft = FrequencyGate(n_times=n_times, sfreq=128.0, impl=impl)
     with torch.no_grad():
         fft.weight.copy_(torch.rand(fft.n_freqs) * 2 - 0.5)
         dft.weight.copy_(fft.weight)
@@ -207,3 +208,14 @@ def test_explain_returns_every_inspection_tensor():
     torch.testing.assert_close(cm.sum(-1), torch.ones(2, 3))
     assert (cm[:, :, 2] == 0).all()  # nobody attends to the absent EOG
     assert out["token_attention"].shape == (2, 7, 7)
+
+
+def test_export_copy_switches_gates_without_touching_the_model():
+    from symaffect.models.export import _for_export
+
+    model = build_model("symaffect", n_times=64, d=8, tau=8, n_heads=2)
+    copy_ = _for_export(model, "matrix")
+    assert model.encoders["eeg"].isi.gate.impl == "fft"
+    assert copy_.encoders["eeg"].isi.gate.impl == "matrix"
+    x = {m: torch.randn(2, s.n_chans, s.n_times) for m, s in model.specs.items()}
+    torch.testing.assert_close(copy_(x)["valence"], model.eval()(x)["valence"], rtol=1e-4, atol=1e-5)

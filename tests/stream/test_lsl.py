@@ -89,14 +89,16 @@ def test_reconnect_after_outage(run_dir, tmp_path, signals):
 
     th = threading.Thread(target=streamer, daemon=True)
     th.start()
-    p1 = _player(first, name, speed=4, markers=[], send_eof=False)
+    p1 = _player(first, name, speed=4, markers=[], send_eof=False, linger=0.0)
     p1.join(30)
     time.sleep(2.5)  # outlet gone for longer than gap_timeout
     second = dataclasses.replace(deap_recording(x), markers=[])
-    p2 = _player(second, name, speed=4, start_at=5.0)
+    p2 = _player(second, name, speed=4, start_at=5.0, wait_for_consumer=30)
     p2.join(30)
     th.join(30)
     stop.set()
+    th.join(10)
+    assert "stats" in result, "the streamer did not finish"
     st = result["stats"]
     assert st.reconnects >= 1
     with SessionStore(tmp_path / "s.db") as store:

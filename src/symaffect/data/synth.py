@@ -485,7 +485,7 @@ def _eeg_band_strengths(prm: dict, lay: dict) -> np.ndarray:
     s = np.empty((32, 5))
     s[:, 0] = 60.0  # background PSD at 4 Hz (uV^2/Hz)
     s[:, 1] = 30.0 * (0.4 + 0.6 * lay["frontal_midline"])  # theta power (uV^2)
-    s[:, 2] = 300.0 * (0.15 + 0.85 * lay["posterior"])  # alpha power (uV^2)
+    s[:, 2] = 500.0 * (0.12 + 0.88 * lay["posterior"])  # alpha power (uV^2)
     s[:, 3] = 30.0 * (0.6 + 0.4 * lay["central"])  # beta power (uV^2)
     s[:, 4] = 8.0 * (0.7 + 0.3 * lay["temporal"])  # gamma power (uV^2)
     return s * prm["eeg_scale"] ** 2
@@ -578,23 +578,34 @@ def _slow(rng: np.random.Generator, n_rows: int, n: int, fmax: float) -> np.ndar
 
 
 def _events(
-    rng: np.random.Generator, rate_base: np.ndarray, rate_video: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray]:
+    rng: np.random.Generator, rate_base: np.ndarray, rate_video: np.ndarray, n: int, n_attr: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Poisson event onsets per trial: ``rate_base`` (per s) in the baseline, ``rate_video`` after.
 
-    Returns rows and onset sample indices (sorted by row, then onset).
+    Each segment draws from its own child generator (the parent always advances by the
+    same amount), so the rates change neither the baseline's events nor any later draw.
+
+    Returns
+    -------
+    rows, onsets : ndarray of int, shape (n_events,)
+        Trial index and onset sample, sorted by row, then onset.
+    attrs : ndarray, shape (n_events, n_attr)
+        Standard-normal draws that travel with each event (durations, amplitudes).
     """
     n_base = min(n, BASELINE_SAMPLES)
-    rows, onsets = [], []
-    for lo, hi, rate in ((0, n_base, rate_base), (n_base, n, rate_video)):
+    seeds = rng.integers(0, 2**63, size=2)
+    rows, onsets, attrs = [], [], []
+    for seg_seed, (lo, hi, rate) in zip(seeds, ((0, n_base, rate_base), (n_base, n, rate_video))):
         if hi <= lo:
             continue
-        counts = rng.poisson(np.asarray(rate) * (hi - lo) / SFREQ)
+        r = np.random.default_rng(seg_seed)
+        counts = r.poisson(np.asarray(rate) * (hi - lo) / SFREQ)
         rows.append(np.repeat(np.arange(counts.size), counts))
-        onsets.append(rng.integers(lo, hi, counts.sum()))
-    r, o = np.concatenate(rows), np.concatenate(onsets)
-    order = np.lexsort((o, r))
-    return r[order], o[order]
+        onsets.append(r.integers(lo, hi, counts.sum()))
+        attrs.append(r.standard_normal((counts.sum(), n_attr)))
+    ro, on, at = np.concatenate(rows), np.concatenate(onsets), np.concatenate(attrs)
+    order = np.lexsort((on, ro))
+    return ro[order], on[order], at[order]
 
 
 def _render(n_rows: int, n: int, rows: np.ndarray, onsets: np.ndarray, kernels: np.ndarray) -> np.ndarray:
@@ -617,15 +628,16 @@ def _eog(rng, prm, eff, n_trials, t):
     n = t.size
     fpb = np.exp(FINGERPRINT["blink_rate_ln_sd"] * rng.standard_normal(n_trials))
     rate0 = prm["blink_rate"] * fpb
-    rows, on = _events(rng, rate0, rate0 * np.exp(eff["blink_rate_arousal"]), n)
-    dur = prm["blink_dur"] * np.exp(rng.normal(0, 0.15, rows.size))
-    amp = prm["blink_amp"] * np.exp(rng.normal(0, 0.2, rows.size))
+    rows, on, z = _events(rng, rate0, rate0 * np.exp(eff["blink_rate_arousal"]), n, 2)
+    dur = prm["blink_dur"] * np.exp(0.15 * z[:, 0])
+    amp = prm["blink_amp"] * np.exp(0.2 * z[:, 1])
     length = int(np.ceil(0.6 * SFREQ))
     u = (np.arange(length)[None] / SFREQ) / dur[:, None]
     blinks = _render(n_trials, n, rows, on, amp[:, None] * _bump(u**0.65))  # quick lid closure, slower opening
     # saccades: gaze jumps to a new random position at Poisson times
-    srows, son = _events(rng, np.full(n_trials, prm["saccade_rate"]), np.full(n_trials, prm["saccade_rate"]), n)
-    target = rng.normal(0, prm["gaze_sd"], (srows.size, 2))
+    rate = np.full(n_trials, prm["saccade_rate"])
+    srows, son, z = _events(rng, rate, rate, n, 2)
+    target = prm["gaze_sd"] * z
     start = rng.normal(0, prm["gaze_sd"], (n_trials, 2))
     first = np.r_[True, srows[1:] != srows[:-1]] if srows.size else np.zeros(0, bool)
     prev = np.roll(target, 1, axis=0)
@@ -646,11 +658,11 @@ def _gsr(rng, prm, eff, n_trials, t, ramp):
     habituation = rng.normal(-0.08, 0.06, n_trials)[:, None] * (t / max(t[-1], 1.0))
     tonic = scl * np.exp(eff["scl_arousal"][:, None] * ramp + habituation + 0.04 * _slow(rng, n_trials, n, 0.05))
     rate0 = prm["scr_rate"] * np.exp(fp["scr_rate_ln_sd"] * rng.standard_normal(n_trials))
-    rows, on = _events(rng, rate0, rate0 * np.exp(eff["scr_rate_arousal"]), n)
+    rows, on, z = _events(rng, rate0, rate0 * np.exp(eff["scr_rate_arousal"]), n, 1)
     tk = np.arange(int(20 * SFREQ)) / SFREQ
     k = np.exp(-tk / prm["scr_decay"]) - np.exp(-tk / 0.75)  # Bateman-shaped SCR
     k /= k.max()
-    amp = prm["scr_amp"] * np.exp(rng.normal(0, 0.5, rows.size))
+    amp = prm["scr_amp"] * np.exp(0.5 * z[:, 0])
     phasic = _render(n_trials, n, rows, on, amp[:, None] * k[None])
     sc = tonic + phasic  # microsiemens
     return 1e6 / sc * (1 + 1e-5 * rng.standard_normal((n_trials, n)))
@@ -696,11 +708,11 @@ def _emg_noise(rng, n_trials: int, n: int) -> np.ndarray:
 
 
 def _emg_envelope(rng, n_trials, n, tone, rate0, rate_video, amp, amp_ln):
-    rows, on = _events(rng, rate0, rate_video, n)
+    rows, on, z = _events(rng, rate0, rate_video, n, 2)
     length = int(1.5 * SFREQ)
-    dur = rng.uniform(0.3, 1.5, rows.size)
+    dur = np.clip(0.7 * np.exp(0.4 * z[:, 0]), 0.3, 1.5)
     u = (np.arange(length)[None] / SFREQ) / dur[:, None]
-    a = amp * np.exp(rng.normal(0, 0.3, rows.size) + amp_ln[rows] * (on >= BASELINE_SAMPLES))
+    a = amp * np.exp(0.3 * z[:, 1] + amp_ln[rows] * (on >= BASELINE_SAMPLES))
     return tone + _render(n_trials, n, rows, on, a[:, None] * _bump(u))
 
 

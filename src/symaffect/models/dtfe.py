@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from symaffect.models.base import _is_tracing
 
 MIXERS = ("full", "lowrank", "identity")
-SPECTRAL_IMPLS = ("fft", "dft")
+SPECTRAL_IMPLS = ("fft", "dft", "matrix")
 
 
 def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -187,9 +187,12 @@ class FrequencyGate(nn.Module):
     ----------
     n_times : int
     sfreq : float
-    impl : {"fft", "dft"}
-        ``torch.fft.rfft/irfft`` or a real DFT as two matrix products with
-        precomputed cos/sin bases (same result; exportable anywhere).
+    impl : {"fft", "dft", "matrix"}
+        ``"fft"``: ``torch.fft.rfft/irfft``. ``"dft"``: a real DFT as two matrix
+        products with precomputed cos/sin bases. ``"matrix"``: the whole filter as one
+        T x T matrix ``H = fwd diag(g) inv`` built from the gate at every call (slow in
+        training; in an exported graph the gate is a constant, so the runtime folds
+        ``H`` once and the filter is a single matmul). All three compute the same map.
 
     Shape
     -----
@@ -198,17 +201,21 @@ class FrequencyGate(nn.Module):
 
     def __init__(self, *, n_times: int, sfreq: float, impl: str = "fft") -> None:
         super().__init__()
-        if impl not in SPECTRAL_IMPLS:
-            raise ValueError(f"spectral: {impl!r} not in {SPECTRAL_IMPLS}")
         self.n_times = n_times
         self.sfreq = float(sfreq)
         self.n_freqs = n_times // 2 + 1
         self.weight = nn.Parameter(torch.ones(self.n_freqs))  # Q_f
+        self.set_impl(impl)
+
+    def set_impl(self, impl: str) -> None:
+        """Switch the implementation (same result; see the class docstring)."""
+        if impl not in SPECTRAL_IMPLS:
+            raise ValueError(f"spectral: {impl!r} not in {SPECTRAL_IMPLS}")
         self.impl = impl
-        if impl == "dft":
-            fwd, inv = _real_dft_bases(n_times)
-            self.register_buffer("fwd", fwd, persistent=False)
-            self.register_buffer("inv", inv, persistent=False)
+        if impl != "fft" and not hasattr(self, "fwd"):
+            fwd, inv = _real_dft_bases(self.n_times)
+            self.register_buffer("fwd", fwd.to(self.weight.device), persistent=False)
+            self.register_buffer("inv", inv.to(self.weight.device), persistent=False)
 
     def frequencies(self) -> Tensor:
         """Frequency of each gate bin in Hz, shape (T // 2 + 1,)."""
@@ -219,6 +226,8 @@ class FrequencyGate(nn.Module):
             spec = torch.fft.rfft(x, dim=-1) * self.weight  # eq. 15, 17
             return torch.fft.irfft(spec, n=self.n_times, dim=-1)  # eq. 18
         g = torch.cat([self.weight, self.weight])  # (2F,) re and im parts
+        if self.impl == "matrix":
+            return torch.matmul(x, torch.matmul(self.fwd * g, self.inv))  # (T, T) filter
         return torch.matmul(torch.matmul(x, self.fwd) * g, self.inv)
 
 
@@ -311,8 +320,8 @@ class DTFE(nn.Module):
         Rank of the ``"lowrank"`` mixer.
     csi_rank : int
         Rank r of the CSI bilinear affinity (1 = the paper).
-    spectral : {"fft", "dft"}
-        Implementation of the frequency gate.
+    spectral : {"fft", "dft", "matrix"}
+        Implementation of the frequency gate (same result, see :class:`FrequencyGate`).
     eps : float
         Instance-norm epsilon (eq. 2).
 

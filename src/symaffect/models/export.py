@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import tempfile
@@ -15,18 +16,34 @@ from torch import nn
 log = logging.getLogger(__name__)
 
 
+def _for_export(model: nn.Module, spectral: str | None) -> nn.Module:
+    """An eval-mode copy of ``model`` with every frequency gate set to ``spectral``."""
+    from symaffect.models.dtfe import FrequencyGate
+
+    model = copy.deepcopy(model).eval()
+    if spectral is not None:
+        for module in model.modules():
+            if isinstance(module, FrequencyGate):
+                module.set_impl(spectral)
+    return model
+
+
 def export_onnx(
     model: nn.Module,
     path: str | Path,
     *,
     batch_size: int = 1,
     dynamic_batch: bool = True,
+    spectral: str | None = "matrix",
 ) -> Path:
     """Write ``model`` as ONNX with inputs ``<modality>...`` and ``mask``.
 
     The graph takes one float input per modality ``(B, C, T)`` named after the
     modality, a bool ``mask (B, M)``, and returns one logits output per task. It uses
-    the ``torch.export``-based (dynamo) exporter, which handles the FFT of the ISI gate.
+    the ``torch.export``-based (dynamo) exporter. The ISI frequency gates are exported
+    in their ``"matrix"`` form (a copy of the model is switched; ``model`` is not
+    changed): onnxruntime folds the constant T x T filter once at load, while its DFT
+    operator is several times slower for T = 1280 (see benchmarks/bench_model.py).
 
     Parameters
     ----------
@@ -37,13 +54,15 @@ def export_onnx(
         Batch size of the example input.
     dynamic_batch : bool
         Make the batch axis dynamic.
+    spectral : {"matrix", "dft", "fft"} or None
+        Frequency-gate form in the graph (None: keep the model's).
 
     Returns
     -------
     Path
     """
     path = Path(path)
-    model = model.eval()
+    model = _for_export(model, spectral)
     x = {m: torch.randn(batch_size, s.n_chans, s.n_times) for m, s in model.specs.items()}
     mask = torch.ones(batch_size, len(model.modalities), dtype=torch.bool)
     dynamic_shapes = None

@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 
-
 class MaskedSelfAttention(nn.Module):
     """Multi-head self-attention over tokens with a key padding mask (eq. 25).
 

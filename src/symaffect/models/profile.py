@@ -21,9 +21,9 @@ def _flops(fn) -> int:
 def model_profile(model: nn.Module) -> dict:
     """Parameters and forward FLOPs of one window (batch 1), per modality and in total.
 
-    FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode`, which counts
-    matrix products and convolutions (2 per multiply-add) and FFTs are not counted;
-    element-wise operations are not counted either.
+    FLOPs are counted by :class:`torch.utils.flop_counter.FlopCounterMode`: matrix
+    products and convolutions (2 per multiply-add); FFTs and element-wise operations
+    are not counted.
 
     Parameters
     ----------

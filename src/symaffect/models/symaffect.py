@@ -72,8 +72,9 @@ class SymAffect(EncoderFusionModel):
         Temporal mixer ``Q_i`` (``"full"`` is the paper's T x T).
     mixer_rank, csi_rank : int
         Ranks of the low-rank mixer and of the CSI affinity (1 = paper).
-    spectral : {"fft", "dft"}
-        Frequency-gate implementation (same maths).
+    spectral : {"fft", "dft", "matrix"}
+        Frequency-gate implementation (same maths; ONNX export switches to
+        ``"matrix"`` by itself).
     fusion : {"attention", "concat"}
         Eq. 24-27, or the Table 6 "w/o cross-modal fusion" ablation.
     n_heads, ffn_mult, fusion_dropout, attn_residual

@@ -4,9 +4,12 @@
 optionally faster than real time, plus a marker stream ``<name>-markers`` carrying music
 segments as JSON strings ``{"event": "start"|"end"|"eof", "track": ..., "t": stream_s}``.
 
-``run_stream`` reads a stream with :class:`mne_lsl.stream.StreamLSL` (a ring buffer fed
-by a background acquisition thread; a callback hands every acquired chunk, with its
-timestamps, to the main loop, so no sample is skipped), pushes the samples through the
+``run_stream`` pulls a stream with :class:`mne_lsl.lsl.StreamInlet` from its main loop
+(every sample once, in order, with its timestamp; the ring buffer is our own
+:class:`~symaffect.stream.preprocess.WindowBuffer`, sized to the window). A first version
+used :class:`mne_lsl.stream.StreamLSL` with a callback; its background acquisition thread
+was starved on a loaded 2-core machine (chunks arriving seconds late, false outages), so
+the pull moved into the main loop. It pushes the samples through the
 same :class:`~symaffect.stream.predictor.SessionPipeline` as offline ``predict``, stores
 every hop in the :class:`~symaffect.stream.store.SessionStore` and publishes it on an LSL
 outlet ``symaffect-predictions``.
@@ -20,9 +23,11 @@ of the window's last sample). Gap detection assumes real-time timestamps; in an
 accelerated replay the samples come closer than nominal, and only outages show.
 
 Outages: when no sample arrives for ``gap_timeout`` seconds of wall time the streamer
-flags a ``stream:gap``, drops the connection and retries (backoff 0.5 s doubling to 5 s)
-until the stream is back or it is stopped; the missing span (from the timestamps, at
-most ``max_fill_seconds``) is filled and flagged, so no window mixes data across the gap.
+flags a ``stream:stall`` once and keeps its inlet (closing it would lose the samples
+still on their way). When the outlet is gone (liblsl reports the inlet lost) it flags a
+``stream:gap`` and reconnects (backoff 0.5 s doubling to 5 s) until the stream is back or
+it is stopped. Either way the missing span (from the timestamps, at most
+``max_fill_seconds``) is filled and flagged, so no window mixes data across the gap.
 SIGINT / SIGTERM end the session cleanly.
 """
 
@@ -53,10 +58,6 @@ log = logging.getLogger(__name__)
 PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant", "n_modalities", "stream_t")
 """Channels of the ``symaffect-predictions`` outlet (quadrant 1-4, 0 = none; NaN ratings
 when a hop has no prediction)."""
-
-
-ACQUISITION_DELAY = 0.01
-"""Seconds between StreamLSL pulls (bounds the added latency; shorter costs idle CPU)."""
 
 
 def marker_name(name: str) -> str:
@@ -126,8 +127,9 @@ def replay(
     start_at : float
         Recording second to start from (for resuming after an outage test).
     settle : float
-        Seconds to wait after the first consumer appeared (a StreamLSL connection opens
-        a short-lived inlet first; samples pushed meanwhile arrive as one late backlog).
+        Seconds a consumer must stay connected before the first sample is pushed (a
+        connecting client may open a short-lived connection first; samples pushed
+        before its real inlet is open would be lost and shift stream time).
     send_eof : bool
         Send an ``eof`` marker (with the sample count) at the end.
     linger : float
@@ -150,11 +152,10 @@ def replay(
     minfo = StreamInfo(marker_name(name), "Markers", 1, 0.0, "string", source_id + "-markers")
     moutlet = StreamOutlet(minfo)
     stop = stop or threading.Event()
-    if wait_for_consumer > 0 and not outlet.wait_for_consumers(wait_for_consumer):
+    if wait_for_consumer > 0 and not _wait_stable_consumer(outlet, wait_for_consumer, settle, stop):
         log.warning("replay %s: no consumer after %.1f s; playing anyway", name, wait_for_consumer)
     if wait_for_consumer > 0:
         moutlet.wait_for_consumers(min(2.0, wait_for_consumer))
-        stop.wait(settle)
     events = []  # (sample index, payload)
     for track, start, end in recording.markers if markers is None else markers:
         events.append((int(round(start * fs)), {"event": "start", "track": track, "t": float(start)}))
@@ -192,6 +193,22 @@ def replay(
     return pushed
 
 
+def _wait_stable_consumer(outlet, timeout: float, settle: float, stop: threading.Event) -> bool:
+    """Wait until the outlet has had a consumer for ``settle`` s in a row (a connecting
+    client may open and close a short-lived connection first)."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        left = deadline - time.monotonic()
+        if left <= 0 or not outlet.wait_for_consumers(left):
+            return False
+        since = time.monotonic()
+        while outlet.has_consumers and time.monotonic() - since < settle and not stop.is_set():
+            stop.wait(0.05)
+        if outlet.has_consumers:
+            return True
+    return False
+
+
 # --- stream --------------------------------------------------------------------------
 
 
@@ -207,22 +224,6 @@ class StreamStats:
     latencies_ms: list[float] = field(default_factory=list)
     stream_seconds: float = 0.0
     cpu_seconds: float = 0.0
-
-
-class _Feed:
-    """Receives StreamLSL callbacks (acquisition thread) for the main loop."""
-
-    def __init__(self) -> None:
-        self.q: collections.deque = collections.deque()
-        self.event = threading.Event()
-        self.last_wall = time.monotonic()
-
-    def __call__(self, data, timestamps, info):  # StreamLSL callback
-        if timestamps.size:
-            self.q.append((np.array(data, dtype=np.float64, copy=True), np.array(timestamps, copy=True)))
-            self.last_wall = time.monotonic()
-            self.event.set()
-        return data, timestamps
 
 
 def _quad_index(q: str | None) -> float:
@@ -325,6 +326,7 @@ def run_stream(
         ts_index: collections.deque = collections.deque(maxlen=4096)  # (first input index, ts array)
         open_segments: dict[str, int] = {}
         eof_samples: int | None = None
+        stalled = False
         p, q = pipe.pre._p, pipe.pre._q  # input position of output k: k p / q
 
         def ts_of_output(n_out: int) -> float | None:
@@ -418,11 +420,10 @@ def run_stream(
                     store.end_segment(open_segments.pop(track), max(t, 0.0))
 
         while not stop.is_set():
-            got = conn.feed.event.wait(0.02)
-            conn.feed.event.clear()
+            chunks = conn.poll(0.02)
+            got = bool(chunks)
             markers()
-            while conn.feed.q:
-                data, ts = conn.feed.q.popleft()
+            for data, ts in chunks:
                 feed(data, ts)
                 if max_seconds is not None and pipe.t >= max_seconds:
                     stop.set()
@@ -430,14 +431,23 @@ def run_stream(
             if eof_samples is not None and stop_at_eof and stats.samples >= eof_samples:
                 markers()
                 break
-            if not got and time.monotonic() - conn.feed.last_wall > gap_timeout:
+            if got:
+                stalled = False
+            silent = not got and time.monotonic() - conn.last_wall > gap_timeout
+            if conn.lost or silent:
                 if stop_at_eof and eof_samples is not None:
                     log.warning("stream %s ended after %d of %d samples", source, stats.samples, eof_samples)
                     store.add_quality(sid, pipe.t, "stream", "gap",
                                       f"replay ended; {eof_samples - stats.samples} samples never arrived")
                     break
-                log.warning("stream %s: no data for %.1f s; reconnecting", source, gap_timeout)
-                store.add_quality(sid, pipe.t, "stream", "gap", f"no data for {gap_timeout:g} s; reconnecting")
+                if not conn.lost:  # silent but connected: keep the inlet (no sample is lost)
+                    if not stalled:
+                        log.warning("stream %s: no data for %.1f s; waiting", source, gap_timeout)
+                        store.add_quality(sid, pipe.t, "stream", "stall", f"no data for {gap_timeout:g} s")
+                        stalled = True
+                    continue
+                log.warning("stream %s: lost; reconnecting", source)
+                store.add_quality(sid, pipe.t, "stream", "gap", "stream lost; reconnecting")
                 conn.close()
                 conn = _Connection.open(source, cmap, timeout=None, stop=stop, expect=(conn.ch_names, fs))
                 if conn is None:
@@ -484,20 +494,26 @@ def _prediction_outlet(name: str, source: str):
 
 
 class _Connection:
-    """A connected data stream (StreamLSL + callback) and its optional marker inlet."""
+    """A connected data inlet and its optional marker inlet.
 
-    def __init__(self, stream, feed: _Feed, rows: list[int], ch_names: tuple[str, ...], sfreq: float,
+    The data is pulled with :class:`mne_lsl.lsl.StreamInlet` from the main loop (no
+    acquisition thread): every sample arrives once, in order, with its timestamp; the
+    ring buffer is :class:`~symaffect.stream.preprocess.WindowBuffer`.
+    """
+
+    def __init__(self, inlet, rows: list[int], ch_names: tuple[str, ...], sfreq: float,
                  notes: list[str], marker_inlet):
-        self.stream, self.feed, self.rows = stream, feed, rows
+        self.inlet, self.rows = inlet, rows
         self.ch_names, self.sfreq, self.notes = ch_names, sfreq, notes
         self.marker_inlet = marker_inlet
+        self.last_wall = time.monotonic()
+        self.lost = False
 
     @classmethod
     def open(cls, source: str, cmap: ChannelMap, *, timeout: float | None, stop: threading.Event,
              expect: tuple | None = None) -> _Connection | None:
         """Resolve and connect, retrying with backoff; None if stopped or timed out."""
         from mne_lsl.lsl import StreamInlet, resolve_streams
-        from mne_lsl.stream import StreamLSL
 
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.5
@@ -515,23 +531,22 @@ class _Connection:
                     if minfo:
                         minlet = StreamInlet(minfo[0])
                         minlet.open_stream(timeout=2.0)
-                    feed = _Feed()
-                    bufsize = 30.0
-                    stream = StreamLSL(bufsize, name=source, source_id=sinfo.source_id)
-                    stream.connect(acquisition_delay=ACQUISITION_DELAY, timeout=5.0)
-                    stream.add_callback(feed)
-                    names = list(stream.ch_names)
+                    inlet = StreamInlet(sinfo, max_buffered=360, recover=False)
+                    inlet.open_stream(timeout=5.0)
+                    names = inlet.get_sinfo().get_channel_names() or []
+                    if len(names) != inlet.n_channels:
+                        names = [str(i) for i in range(inlet.n_channels)]
                     mapping, notes = cmap.resolve(names)
                     if not mapping:
-                        stream.disconnect()
+                        inlet.close_stream()
                         raise DataError(source, f"no channel maps to a model channel ({names[:8]})")
-                    rows = [names.index(s) for s in mapping]
+                    rows = [names.index(n) for n in mapping]
                     ch_names = tuple(mapping.values())
                     if expect is not None and (ch_names, sfreq) != expect:
-                        stream.disconnect()
+                        inlet.close_stream()
                         raise DataError(source, "the stream came back with other channels or rate")
                     log.info("connected to %s (%d channels mapped, %.6g Hz)", source, len(rows), sfreq)
-                    return cls(stream, feed, rows, ch_names, sfreq, notes, minlet)
+                    return cls(inlet, rows, ch_names, sfreq, notes, minlet)
                 except DataError:
                     raise
                 except Exception as e:  # noqa: BLE001 - a stream that vanished while connecting
@@ -541,6 +556,26 @@ class _Connection:
             stop.wait(delay)
             delay = min(delay * 2, 5.0)
         return None
+
+    def poll(self, timeout: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Chunks ``(data (n, C) float64, timestamps (n,))`` that arrived (waits up to ``timeout``)."""
+        out = []
+        if self.lost:
+            return out
+        wait = timeout
+        while True:
+            try:
+                data, ts = self.inlet.pull_chunk(timeout=wait, max_samples=4096)
+            except Exception:  # noqa: BLE001 - LostError: the outlet is gone
+                self.lost = True
+                break
+            if ts.size == 0:
+                break
+            out.append((np.asarray(data, dtype=np.float64), np.asarray(ts, dtype=np.float64)))
+            wait = 0.0
+        if out:
+            self.last_wall = time.monotonic()
+        return out
 
     def pull_markers(self) -> list[tuple[str, float]]:
         if self.marker_inlet is None:
@@ -552,14 +587,11 @@ class _Connection:
         return [(row[0], float(t)) for row, t in zip(data, ts)]
 
     def close(self) -> None:
-        try:
-            if self.stream.connected:
-                self.stream.disconnect()
-        except Exception:  # noqa: BLE001
-            log.debug("disconnect failed", exc_info=True)
-        if self.marker_inlet is not None:
+        for inlet in (self.inlet, self.marker_inlet):
+            if inlet is None:
+                continue
             try:
-                self.marker_inlet.close_stream()
+                inlet.close_stream()
             except Exception:  # noqa: BLE001
-                pass
-            self.marker_inlet = None
+                log.debug("closing an inlet failed", exc_info=True)
+        self.marker_inlet = None

@@ -1,4 +1,4 @@
-"""Model tests run single-threaded: two pytest workers share two cores, and
+"""Tests run single-threaded: two pytest workers share two cores, and
 oversubscribed OpenMP threads make small models many times slower."""
 
 from __future__ import annotations
