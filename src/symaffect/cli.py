@@ -88,7 +88,7 @@ def synth(
         f"({trials} trials x 40 channels x {n_samples} samples, float64), "
         f"participant_ratings.csv and synth_meta.json to {folder} "
         f"(seed {seed}, effect_scale {effect_scale:g}) in {time.perf_counter() - t0:.1f} s",
-        markup=False, highlight=False,
+        markup=False, highlight=False, soft_wrap=True,
     )
 
 

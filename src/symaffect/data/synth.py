@@ -215,7 +215,8 @@ def generate(
     Parameters
     ----------
     out_dir : str or Path
-        Folder to write (created if needed). Existing ``sNN.dat`` files are replaced.
+        Folder to write (created if needed). Files of the same names are replaced;
+        other files (e.g. ``s33.dat`` of an earlier, larger run) are left alone.
     n_subjects, n_trials : int
         Subjects ``s01 .. sNN`` and trials (videos) per subject.
     seconds : float
@@ -573,7 +574,8 @@ def _slow(rng: np.random.Generator, n_rows: int, n: int, fmax: float) -> np.ndar
     """Unit-variance smooth noise band-limited to (0, fmax] Hz, shape (n_rows, n)."""
     nb = max(1, int(fmax * n / SFREQ))
     spec = np.zeros((n_rows, n // 2 + 1), dtype=np.complex128)
-    spec[:, 1:nb + 1] = (rng.standard_normal((n_rows, nb)) + 1j * rng.standard_normal((n_rows, nb))) / np.sqrt(2)
+    re, im = rng.standard_normal((n_rows, nb)), rng.standard_normal((n_rows, nb))
+    spec[:, 1:nb + 1] = (re + 1j * im) / np.sqrt(2)
     return scipy.fft.irfft(spec, n=n, axis=-1, norm="forward") / np.sqrt(2 * nb)
 
 
@@ -633,7 +635,8 @@ def _eog(rng, prm, eff, n_trials, t):
     amp = prm["blink_amp"] * np.exp(0.2 * z[:, 1])
     length = int(np.ceil(0.6 * SFREQ))
     u = (np.arange(length)[None] / SFREQ) / dur[:, None]
-    blinks = _render(n_trials, n, rows, on, amp[:, None] * _bump(u**0.65))  # quick lid closure, slower opening
+    # quick lid closure, slower opening
+    blinks = _render(n_trials, n, rows, on, amp[:, None] * _bump(u**0.65))
     # saccades: gaze jumps to a new random position at Poisson times
     rate = np.full(n_trials, prm["saccade_rate"])
     srows, son, z = _events(rng, rate, rate, n, 2)
@@ -645,7 +648,8 @@ def _eog(rng, prm, eff, n_trials, t):
     jumps = target - prev
     gaze_h = np.cumsum(_render(n_trials, n, srows, son, jumps[:, :1]), axis=1) + start[:, :1]
     gaze_v = np.cumsum(_render(n_trials, n, srows, son, 0.3 * jumps[:, 1:]), axis=1) + 0.3 * start[:, 1:]
-    heog = gaze_h + 0.08 * blinks + 25.0 * _slow(rng, n_trials, n, 0.2) + 4.0 * rng.standard_normal((n_trials, n))
+    heog = (gaze_h + 0.08 * blinks + 25.0 * _slow(rng, n_trials, n, 0.2)
+            + 4.0 * rng.standard_normal((n_trials, n)))
     veog = blinks + gaze_v + 30.0 * _slow(rng, n_trials, n, 0.2) + 4.0 * rng.standard_normal((n_trials, n))
     return heog, veog
 
@@ -656,7 +660,8 @@ def _gsr(rng, prm, eff, n_trials, t, ramp):
     fp = FINGERPRINT
     scl = prm["scl"] * np.exp(fp["scl_ln_sd"] * rng.standard_normal(n_trials))[:, None]
     habituation = rng.normal(-0.08, 0.06, n_trials)[:, None] * (t / max(t[-1], 1.0))
-    tonic = scl * np.exp(eff["scl_arousal"][:, None] * ramp + habituation + 0.04 * _slow(rng, n_trials, n, 0.05))
+    tonic = scl * np.exp(eff["scl_arousal"][:, None] * ramp + habituation
+                         + 0.04 * _slow(rng, n_trials, n, 0.05))
     rate0 = prm["scr_rate"] * np.exp(fp["scr_rate_ln_sd"] * rng.standard_normal(n_trials))
     rows, on, z = _events(rng, rate0, rate0 * np.exp(eff["scr_rate_arousal"]), n, 1)
     tk = np.arange(int(20 * SFREQ)) / SFREQ
@@ -695,7 +700,8 @@ def _bvp(rng, prm, eff, n_trials, t, ramp, resp, resp_phase):
     pulse = np.exp(-0.5 * ((u - 0.2) / 0.07) ** 2) + 0.45 * np.exp(-0.5 * ((u - 0.48) / 0.09) ** 2)
     amp = prm["bvp_amp"] * np.exp(FINGERPRINT["bvp_amp_ln_sd"] * rng.standard_normal(n_trials))[:, None]
     amp = amp * (1 + 0.1 * np.cos(resp_phase))
-    return amp * (pulse - 0.4) + 0.15 * resp + 0.2 * _slow(rng, n_trials, n, 0.05) + 0.01 * rng.standard_normal((n_trials, n))
+    return (amp * (pulse - 0.4) + 0.15 * resp + 0.2 * _slow(rng, n_trials, n, 0.05)
+            + 0.01 * rng.standard_normal((n_trials, n)))
 
 
 def _emg_noise(rng, n_trials: int, n: int) -> np.ndarray:
@@ -724,7 +730,8 @@ def _emg(rng, prm, eff, n_trials, t, ramp):
     zrate = np.full(n_trials, prm["zemg_rate"])
     zenv = _emg_envelope(rng, n_trials, n, ztone, zrate, zrate * np.exp(eff["zemg_bursts_valence"]),
                          prm["zemg_amp"], eff["zemg_amplitude_liking"])
-    ttone = prm["temg_tone"] * np.exp(sd * rng.standard_normal(n_trials)[:, None] + eff["temg_tone_arousal"][:, None] * ramp)
+    ttone = prm["temg_tone"] * np.exp(sd * rng.standard_normal(n_trials)[:, None]
+                                      + eff["temg_tone_arousal"][:, None] * ramp)
     trate = np.full(n_trials, prm["temg_rate"])
     tenv = _emg_envelope(rng, n_trials, n, ttone, trate, trate, prm["temg_amp"], np.zeros(n_trials))
     noise = _emg_noise(rng, 2 * n_trials, n)
@@ -803,7 +810,8 @@ def _check_args(*, n_subjects, n_trials, seconds, effect_scale, n_jobs) -> None:
     if int(n_trials) != n_trials or n_trials < 1:
         raise ConfigError(f"n_trials: must be a positive integer, got {n_trials}")
     if not np.isfinite(seconds) or seconds < BASELINE_S + 1.0:
-        raise ConfigError(f"seconds: must be at least {BASELINE_S + 1.0:g} (3-s baseline + 1 s), got {seconds}")
+        raise ConfigError(f"seconds: must be at least {BASELINE_S + 1.0:g} (3-s baseline + 1 s), "
+                          f"got {seconds}")
     if not np.isfinite(effect_scale) or effect_scale < 0:
         raise ConfigError(f"effect_scale: must be a finite number >= 0, got {effect_scale}")
     if int(n_jobs) != n_jobs or n_jobs < 1:

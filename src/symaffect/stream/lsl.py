@@ -440,7 +440,9 @@ def run_stream(
                     store.add_quality(sid, pipe.t, "stream", "gap",
                                       f"replay ended; {eof_samples - stats.samples} samples never arrived")
                     break
-                if not conn.lost:  # silent but connected: keep the inlet (no sample is lost)
+                if not conn.lost and not conn.alive():
+                    conn.lost = True  # the outlet no longer answers: it is gone
+                if not conn.lost:  # silent but present: keep the inlet (no sample is lost)
                     if not stalled:
                         log.warning("stream %s: no data for %.1f s; waiting", source, gap_timeout)
                         store.add_quality(sid, pipe.t, "stream", "stall", f"no data for {gap_timeout:g} s")
@@ -508,6 +510,21 @@ class _Connection:
         self.marker_inlet = marker_inlet
         self.last_wall = time.monotonic()
         self.lost = False
+        self._checked = 0.0
+
+    def alive(self) -> bool:
+        """Whether the outlet still answers a resolve query (checked at most once a second)."""
+        from mne_lsl.lsl import resolve_streams
+
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return True
+        self._checked = now
+        info = self.inlet.get_sinfo()
+        try:
+            return bool(resolve_streams(timeout=0.5, name=info.name, source_id=info.source_id))
+        except Exception:  # noqa: BLE001
+            return True
 
     @classmethod
     def open(cls, source: str, cmap: ChannelMap, *, timeout: float | None, stop: threading.Event,
