@@ -94,6 +94,22 @@ def synth(
 
 # --- model commands (issue 4) --------------------------------------------------------
 
+
+@app.command("explain")
+def explain_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder made by `symaffect train`.")],
+    data: Annotated[Path, typer.Option(help="The data folder the run was trained on.")],
+    out: Annotated[Optional[Path], typer.Option(help="Figure folder (default RUN_DIR/explain).")] = None,
+    n_windows: Annotated[int, typer.Option(min=1, help="Test windows to average over.")] = 64,
+) -> None:
+    """Figures of what the model attends to: CSI channel affinities, ISI gate vs Hz, attention."""
+    from symaffect.eval.explain import explain_run
+
+    paths = explain_run(run_dir, data, out_dir=out, n_windows=n_windows)
+    for p in paths:
+        console.print(str(p), highlight=False)
+
+
 # --- training and experiments (issue 5) ----------------------------------------------
 
 

@@ -520,9 +520,8 @@ class _Connection:
         if now - self._checked < 1.0:
             return True
         self._checked = now
-        info = self.inlet.get_sinfo()
         try:
-            return bool(resolve_streams(timeout=0.5, name=info.name, source_id=info.source_id))
+            return bool(resolve_streams(timeout=0.5, name=self.source, source_id=self.source_id))
         except Exception:  # noqa: BLE001
             return True
 
@@ -563,7 +562,9 @@ class _Connection:
                         inlet.close_stream()
                         raise DataError(source, "the stream came back with other channels or rate")
                     log.info("connected to %s (%d channels mapped, %.6g Hz)", source, len(rows), sfreq)
-                    return cls(inlet, rows, ch_names, sfreq, notes, minlet)
+                    conn = cls(inlet, rows, ch_names, sfreq, notes, minlet)
+                    conn.source, conn.source_id = source, sinfo.source_id
+                    return conn
                 except DataError:
                     raise
                 except Exception as e:  # noqa: BLE001 - a stream that vanished while connecting

@@ -237,7 +237,7 @@ def train_run(
     ConfigError
         The folder holds a run of another config, or ``resume`` is False and it holds one.
     """
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()
     check_model_name(cfg.model.name)
     rank0 = is_global_zero()
     cfg_path = out / "config.yaml"

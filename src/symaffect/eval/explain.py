@@ -1,0 +1,76 @@
+"""Interpretability figures of a trained run on its own test windows."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from symaffect.errors import DataError
+
+log = logging.getLogger(__name__)
+
+
+def explain_run(
+    run_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    n_windows: int = 64,
+    seed: int = 0,
+    cache_dir: str | Path | None = None,
+) -> list[Path]:
+    """Write the model's explanation figures for test windows of the run's first fold.
+
+    The windows come from the run's own ``splits.json`` (so they are windows the model
+    never trained on); up to ``n_windows`` are drawn with ``seed``.
+
+    Parameters
+    ----------
+    run_dir : str or Path
+        A folder made by ``symaffect train`` (``config.yaml``, ``splits.json``, ``model.pt``).
+    data_dir : str or Path
+        The data folder the run was trained on.
+    out_dir : str or Path, optional
+        Defaults to ``run_dir / "explain"``.
+
+    Returns
+    -------
+    list of Path
+        The PNG files written (see :func:`symaffect.models.figures.write_explain_figures`).
+    """
+    from symaffect.data.protocols import load_splits
+    from symaffect.models.checkpoint import load_checkpoint
+    from symaffect.models.figures import write_explain_figures
+    from symaffect.train.config import RunConfig
+    from symaffect.train.run import load_data
+
+    run = Path(run_dir)
+    for name in ("config.yaml", "splits.json", "model.pt"):
+        if not (run / name).is_file():
+            raise DataError(run, f"not a trained run folder ({name} missing)")
+    cfg = RunConfig.from_yaml(run / "config.yaml")
+    model, _ = load_checkpoint(run / "model.pt")
+    if not hasattr(model, "explain"):
+        raise DataError(run / "model.pt", f"model {cfg.model.name!r} has no explain(); use the paper's model")
+    prepared = load_data(cfg, data_dir, cache_dir=cache_dir)
+    leaky = cfg.protocol.name == "window_random"
+    _, folds = load_splits(
+        run / "splits.json",
+        prepared.meta(cfg.data.window),
+        None if leaky else prepared.meta(cfg.data.eval_window()),
+    )
+    fold = folds[0]
+    norm = prepared.fit_norm(fold.train_subjects) if cfg.data.norm.mode == "train_subjects" else None
+    ds = prepared.dataset(fold.test, modalities=cfg.data.modalities, tasks=cfg.data.task_set, norm=norm)
+    rng = np.random.default_rng(seed)
+    pos = np.sort(rng.choice(len(ds), size=min(n_windows, len(ds)), replace=False))
+    batch = ds.get_batch(pos)
+    out = Path(out_dir) if out_dir is not None else run / "explain"
+    model.eval()
+    with torch.inference_mode():
+        paths = write_explain_figures(model, batch["x"], out)
+    log.info("wrote %d figures to %s from %d test windows of fold 0", len(paths), out, len(pos))
+    return paths
