@@ -198,9 +198,17 @@ def _te_check(ds, a: dict) -> dict:
 
 
 def phase_te_iterate(a: dict) -> dict:
-    """Shuffled batches of 32 through a torch DataLoader (num_workers=0)."""
+    """Shuffled batches of 32 through a torch DataLoader (num_workers=0).
+
+    ``threads``: ``torch.set_num_threads`` for the loop (0: torch's default). TorchEEG's
+    items pass through ``Tensor.float()`` and the default collate's ``torch.stack``, which
+    use torch's intra-op threads; on a small, busy machine those threads wait on each
+    other (measured here: 180-5,000 windows/s from run to run with the default 2 threads).
+    """
     import torch
 
+    if int(a.get("threads", 0)):
+        torch.set_num_threads(int(a["threads"]))
     ds = _torcheeg_dataset(a["folder"], a["io_path"])
     want = min(int(a["n_windows"]), len(ds))
     g = torch.Generator().manual_seed(int(a.get("seed", 0)))
@@ -214,7 +222,7 @@ def phase_te_iterate(a: dict) -> dict:
             break
     dt = time.perf_counter() - t0
     return {"seconds": dt, "windows": n, "windows_per_s": n / dt, "dataset_len": len(ds),
-            "item_shape": list(x.shape[1:]), "base_rss_bytes": base}
+            "item_shape": list(x.shape[1:]), "torch_threads": torch.get_num_threads(), "base_rss_bytes": base}
 
 
 PHASES = {
@@ -377,7 +385,7 @@ def run(args: argparse.Namespace) -> str:
     if sub is not None:
         R["subset"] = ours_suite(sub, f"sub{k}", args.repeats)
         io = work / f"torcheeg-io-{k}"
-        te: dict = {"cold": [], "warm": [], "iterate": []}
+        te: dict = {"cold": [], "warm": [], "iterate": [], "iterate_default": []}
         for i in range(args.torcheeg_repeats):
             print(f"[torcheeg {k} subjects] first preparation, repeat {i + 1}/{args.torcheeg_repeats} ...", flush=True)
             shutil.rmtree(io, ignore_errors=True)
@@ -389,14 +397,17 @@ def run(args: argparse.Namespace) -> str:
             te["warm"].append(run_phase(te_python, "te_prepare", {"folder": str(sub), "io_path": str(io),
                                                                    "check_values": i == 0, "window_out": str(window_out),
                                                                    "cwd": str(work)}, log=log))
-            te["iterate"].append(run_phase(te_python, "te_iterate", {"folder": str(sub), "io_path": str(io),
-                                                                     "n_windows": args.windows, "seed": i,
-                                                                     "cwd": str(work)}, log=log))
+            for key, threads in (("iterate", 1), ("iterate_default", 0)):
+                te[key].append(run_phase(te_python, "te_iterate", {"folder": str(sub), "io_path": str(io),
+                                                                   "n_windows": args.windows, "seed": i,
+                                                                   "threads": threads, "cwd": str(work)}, log=log))
         te["io_bytes"] = sum(p.stat().st_size for p in io.rglob("*") if p.is_file())
         R["torcheeg"] = te
         R["compat"] = compare_window(data, window_out, te["warm"][0])
+        R["copy_ceiling"] = copy_ceiling()
         if not args.keep_torcheeg_io:
             shutil.rmtree(io, ignore_errors=True)
+    R["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     R["command"] = " ".join([".venv/bin/python", "benchmarks/bench_data.py", *sys.argv[1:]])
     R["date"] = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     (work / "bench_data.json").write_text(json.dumps(R, indent=1))
@@ -428,128 +439,159 @@ def compare_window(data: Path, window_out: Path, te: dict) -> dict:
     }
 
 
+def copy_ceiling() -> dict:
+    """Best-of-5 memcpy bandwidth of a 64 MiB float32 buffer, and the windows/s it allows.
+
+    Any loader that hands out float32 batches copies every window's 40 x 1280 x 4 bytes at
+    least once; this is the upper bound of that on this machine (one thread).
+    """
+    import numpy as np
+
+    a = np.ones(16 << 20, dtype=np.float32)
+    b = np.empty_like(a)
+    dts = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.copyto(b, a)
+        dts.append(time.perf_counter() - t0)
+    gbps = a.nbytes / min(dts)
+    return {"bytes_per_s": gbps, "windows_per_s": gbps / (N_CHANNELS * WINDOW * 4)}
+
+
+def _rows(te: dict, key: str) -> list[dict]:
+    return te.get(key) or []
+
+
 def report(R: dict) -> str:
     m, k = R["machine"], R["torcheeg_subjects"]
     f32 = N_SUBJECTS * N_TRIALS * N_CHANNELS * N_SAMPLES * 4
     rss_cap = 1.5 * f32
-    F = R["full"]
+    F, S, te = R["full"], R.get("subset"), R.get("torcheeg")
     floor, cold = best(F["floor"]), best(F["cold"])
     warm, it = best(F["warm"]), best(F["iterate"], "windows_per_s", high=True)
-    te = R.get("torcheeg")
-    S = R.get("subset")
-    lines = []
+    peak = lambda rows: max(r["peak_rss_bytes"] for r in rows)  # noqa: E731
+    lines: list[str] = []
     a = lines.append
     a("## Data pipeline benchmark (issue 3)")
     a("")
     a(f"Command: `{R['command']}`  ")
     a(f"Date: {R['date']}  ")
     a(f"Machine: {m.get('nproc')} CPUs ({m.get('cpu', '?')}), {m.get('mem_total_gb', 0):.1f} GB RAM, "
-      f"{m.get('mem_available_gb', 0):.1f} GB available at start, load average {' '.join(m.get('loadavg', []))} "
-      f"(shared with other jobs: compare ratios from the same run), Python {m.get('python')}, numpy {m.get('numpy')}.  ")
-    a(f"Data: synthetic DEAP-format, {N_SUBJECTS} subjects x {N_TRIALS} trials x {N_CHANNELS} channels x "
-      f"{N_SAMPLES} samples ({R['data']['bytes_on_disk'] / GB:.2f} GB of float64 pickles, "
-      f"{f32 / GB:.2f} GB as float32); windows of {WINDOW} samples (10 s) at a {STRIDE}-sample (1 s) stride "
-      f"after dropping the 3-s baseline: 51 per trial. Files in the page cache (read once before timing).  ")
-    a(f"Each phase ran in a fresh subprocess; times are the best of {R['repeats']} "
-      f"(floor and first preparation interleaved); imports are not timed. Peak RSS is the child's `VmHWM` "
-      f"(it includes the interpreter and imported libraries, e.g. torch in the iteration phases, "
-      f"and resident pages of memory-mapped files).")
+      f"{m.get('mem_available_gb', 0):.1f} GB available at start; load average {' '.join(m.get('loadavg', []))} "
+      f"at start, {' '.join(R.get('loadavg_end', []))} at the end (the machine is shared with other jobs: "
+      f"compare ratios from the same run); Python {m.get('python')}, numpy {m.get('numpy')}.  ")
+    a(f"Data: synthetic DEAP-format (`symaffect.data.synth.generate`, seed 0), {N_SUBJECTS} subjects x "
+      f"{N_TRIALS} trials x {N_CHANNELS} channels x {N_SAMPLES} samples ({R['data']['bytes_on_disk'] / GB:.2f} GB "
+      f"of float64 pickles, {f32 / GB:.2f} GB as float32); windows of {WINDOW} samples (10 s) at a {STRIDE}-sample "
+      f"(1 s) stride after dropping the 3-s baseline: 51 per trial. The files were read once before timing, so "
+      f"every phase reads them from the page cache.  ")
+    a(f"Every phase ran in a fresh subprocess; times are the best of {R['repeats']} (floor and first preparation "
+      f"interleaved); imports are not timed. Peak RSS is the child's `VmHWM`: it includes the interpreter, the "
+      f"imported libraries (torch in the iteration phases: about 0.2 GB) and the resident pages of memory-mapped "
+      f"files.")
     a("")
-    a(f"### Full scale ({N_SUBJECTS} subjects)")
+    a(f"### Full scale ({N_SUBJECTS} subjects, symaffect)")
     a("")
     a("| phase | symaffect | TorchEEG | ratio | target | result |")
     a("|---|---|---|---|---|---|")
-    te_scaled = te_cold_1 = None
-    if te:
-        te_cold = best(te["cold"])
-        te_cold_1 = te_cold["seconds"] / k
-        te_scaled = te_cold_1 * N_SUBJECTS
-    a(f"| floor: `pickle.load` of the {N_SUBJECTS} files | {_fmt_s(floor['seconds'])} | — | — | reference | — |")
+    a(f"| floor: `pickle.load(f, encoding='latin1')` of the {N_SUBJECTS} files | {_fmt_s(floor['seconds'])} | — | — "
+      f"| reference | — |")
     r_cold = cold["seconds"] / floor["seconds"]
-    a(f"| first preparation (empty cache) | {_fmt_s(cold['seconds'])} | "
-      f"{_fmt_s(te_scaled) + f' (scaled from {k} subjects)' if te else '—'} | "
-      f"{r_cold:.2f}x floor" + (f"; TorchEEG/ours {te_scaled / cold['seconds']:.0f}x" if te else "")
-      + f" | <= 1.2x floor | {_verdict(r_cold <= 1.2)} |")
-    te_warm = best(te["warm"]) if te else None
+    te_cell = "—"
+    if te:
+        te_cold_1 = best(te["cold"])["seconds"] / k
+        te_cell = f"{_fmt_s(te_cold_1 * N_SUBJECTS)} (scaled: {k} subjects x {N_SUBJECTS // k})"
+    a(f"| first preparation (read + baseline drop + z-score + cache write; empty cache) | {_fmt_s(cold['seconds'])} "
+      f"| {te_cell} | {r_cold:.2f}x floor | <= 1.2x floor | {_verdict(r_cold <= 1.2)} |")
     a(f"| repeat preparation (cache hit) | {_fmt_s(warm['seconds'])} | "
-      f"{_fmt_s(te_warm['seconds']) + f' ({k} subjects)' if te else '—'} | — | < 2 s | {_verdict(warm['seconds'] < 2)} |")
-    te_it = best(te["iterate"], "windows_per_s", high=True) if te else None
-    r_it_full = it["windows_per_s"] / te_it["windows_per_s"] if te else None
+      f"{_fmt_s(best(te['warm'])['seconds']) + f' ({k} subjects)' if te else '—'} | — | < 2 s | "
+      f"{_verdict(warm['seconds'] < 2)} |")
     a(f"| iterate shuffled batches of {BATCH} ({it['windows']:,} of {it['dataset_len']:,} windows) | "
-      f"{_fmt_wps(it['windows_per_s'])} | "
-      f"{_fmt_wps(te_it['windows_per_s']) + f' ({k} subjects)' if te else '—'} | "
-      f"{f'{r_it_full:.0f}x' if te else '—'} | >= 30x TorchEEG | (see the same-subset row) |")
-    peaks = {"floor": best(F["floor"], "peak_rss_bytes"), "first preparation": best(F["cold"], "peak_rss_bytes"),
-             "repeat preparation": best(F["warm"], "peak_rss_bytes"),
-             "iteration": best(F["iterate"], "peak_rss_bytes")}
-    worst = max(max(r["peak_rss_bytes"] for r in F[key]) for key in ("cold", "warm", "iterate"))
-    detail = ", ".join(f"{n} {_fmt_gb(max(r['peak_rss_bytes'] for r in F[key]))}"
-                       for n, key in (("first prep.", "cold"), ("repeat prep.", "warm"), ("iteration", "iterate")))
-    te_peak = max(r["peak_rss_bytes"] for r in te["cold"] + te["warm"] + te["iterate"]) if te else None
-    a(f"| peak RSS, worst symaffect phase ({detail}) | {_fmt_gb(worst)} | "
-      f"{_fmt_gb(te_peak) + f' ({k} subjects)' if te else '—'} | {worst / f32:.2f}x float32 data | "
-      f"<= 1.5x = {_fmt_gb(rss_cap)} | {_verdict(worst <= rss_cap)} |")
-    del peaks
+      f"{_fmt_wps(it['windows_per_s'])} | see the same-subset table | — | >= 30x TorchEEG | see below |")
+    worst = max(peak(F[x]) for x in ("cold", "warm", "iterate"))
+    a(f"| peak RSS: first preparation / repeat / iteration | {_fmt_gb(peak(F['cold']))} / {_fmt_gb(peak(F['warm']))} "
+      f"/ {_fmt_gb(peak(F['iterate']))} | — | worst {worst / f32:.2f}x the float32 data | <= 1.5x = {_fmt_gb(rss_cap)} "
+      f"| {_verdict(worst <= rss_cap)} |")
     a("")
     if te and S:
         sf, sc = best(S["floor"]), best(S["cold"])
         sw, si = best(S["warm"]), best(S["iterate"], "windows_per_s", high=True)
-        tc = best(te["cold"])
-        a(f"### Same subset, same run ({k} subjects: {sc['n_windows']:,} windows)")
+        tc, tw = best(te["cold"]), best(te["warm"])
+        t1 = best(te["iterate"], "windows_per_s", high=True)
+        td = best(_rows(te, "iterate_default") or te["iterate"], "windows_per_s", high=True)
+        td_all = [r["windows_per_s"] for r in _rows(te, "iterate_default")]
+        arr = sc["shape"][0] * sc["shape"][1] * sc["shape"][2] * 4
+        r1, rd = si["windows_per_s"] / t1["windows_per_s"], si["windows_per_s"] / td["windows_per_s"]
+        a(f"### Same subset, same run ({k} subjects, {sc['n_windows']:,} windows): symaffect next to TorchEEG")
         a("")
         a("| phase | symaffect | TorchEEG | ratio | target | result |")
         a("|---|---|---|---|---|---|")
         a(f"| floor: `pickle.load` of the {k} files | {_fmt_s(sf['seconds'])} | — | — | reference | — |")
-        a(f"| first preparation | {_fmt_s(sc['seconds'])} | {_fmt_s(tc['seconds'])} "
-          f"(best of {len(te['cold'])}) | ours {sc['seconds'] / sf['seconds']:.2f}x floor, TorchEEG "
-          f"{tc['seconds'] / sf['seconds']:.1f}x floor; TorchEEG/ours {tc['seconds'] / sc['seconds']:.0f}x | "
-          f"<= 1.2x floor | {_verdict(sc['seconds'] / sf['seconds'] <= 1.2)} |")
-        a(f"| repeat preparation | {_fmt_s(sw['seconds'])} | {_fmt_s(te_warm['seconds'])} | "
-          f"TorchEEG/ours {te_warm['seconds'] / sw['seconds']:.1f}x | < 2 s | {_verdict(sw['seconds'] < 2)} |")
-        r_it = si["windows_per_s"] / te_it["windows_per_s"]
-        a(f"| iterate shuffled batches of {BATCH} ({si['windows']:,} windows, one epoch) | "
-          f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(te_it['windows_per_s'])} | {r_it:.0f}x | "
-          f">= 30x | {_verdict(r_it >= 30)} |")
-        a(f"| peak RSS (first prep. / repeat / iteration) | "
-          f"{' / '.join(_fmt_gb(max(r['peak_rss_bytes'] for r in S[x])) for x in ('cold', 'warm', 'iterate'))} | "
-          f"{' / '.join(_fmt_gb(max(r['peak_rss_bytes'] for r in te[x])) for x in ('cold', 'warm', 'iterate'))} | "
-          f"— | — | — |")
-        a(f"| disk cache | {_fmt_gb(sc['shape'][0] * sc['shape'][1] * sc['shape'][2] * 4)} (float32 array) | "
-          f"{_fmt_gb(te['io_bytes'])} (LMDB, one float64 pickle per window) | "
-          f"{te['io_bytes'] / (sc['shape'][0] * sc['shape'][1] * sc['shape'][2] * 4):.0f}x | — | — |")
+        a(f"| first preparation | {_fmt_s(sc['seconds'])} | {_fmt_s(tc['seconds'])} (best of {len(te['cold'])}: "
+          f"{', '.join(_fmt_s(r['seconds']) for r in te['cold'])}) | ours {sc['seconds'] / sf['seconds']:.2f}x floor, "
+          f"TorchEEG {tc['seconds'] / sf['seconds']:.0f}x floor: TorchEEG takes {tc['seconds'] / sc['seconds']:.0f}x "
+          f"longer | <= 1.2x floor | {_verdict(sc['seconds'] / sf['seconds'] <= 1.2)} |")
+        a(f"| repeat preparation | {_fmt_s(sw['seconds'])} | {_fmt_s(tw['seconds'])} | TorchEEG takes "
+          f"{tw['seconds'] / sw['seconds']:.0f}x longer | < 2 s | {_verdict(sw['seconds'] < 2)} |")
+        a(f"| iterate shuffled batches of {BATCH}, one epoch; TorchEEG with `torch.set_num_threads(1)` | "
+          f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(t1['windows_per_s'])} | {r1:.1f}x | >= 30x | "
+          f"{_verdict(r1 >= 30)} |")
+        a(f"| the same, TorchEEG with torch's default threads ({td.get('torch_threads', '?')}) | "
+          f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(td['windows_per_s'])} (runs: "
+          f"{', '.join(f'{v:,.0f}' for v in td_all)}) | {rd:.1f}x | >= 30x | {_verdict(rd >= 30)} |")
+        a(f"| peak RSS: first preparation / repeat / iteration | {_fmt_gb(peak(S['cold']))} / "
+          f"{_fmt_gb(peak(S['warm']))} / {_fmt_gb(peak(S['iterate']))} | {_fmt_gb(peak(te['cold']))} / "
+          f"{_fmt_gb(peak(te['warm']))} / {_fmt_gb(peak(te['iterate'] + _rows(te, 'iterate_default')))} | — | — | — |")
+        a(f"| disk cache | {_fmt_gb(arr)} (one float32 array) | {_fmt_gb(te['io_bytes'])} (LMDB: one float64 pickle "
+          f"per window) | {te['io_bytes'] / arr:.0f}x | — | — |")
         a("")
-        a(f"TorchEEG {tc.get('version')} ran in its own virtual environment (`benchmarks/torcheeg_env.sh`: "
-          f"torch==2.13.0 first, then torcheeg with the constraints {', '.join(CONSTRAINTS)}), "
+        cc = R.get("copy_ceiling")
+        a("Notes:")
+        a("")
+        a(f"- TorchEEG {tc.get('version')} ran in its own virtual environment (`benchmarks/torcheeg_env.sh`: "
+          f"torch==2.13.0 first, then torcheeg==1.1.3 with the constraints {', '.join(CONSTRAINTS)}) as "
           f"`DEAPDataset(chunk_size={WINDOW}, overlap={WINDOW - STRIDE}, num_channel={N_CHANNELS}, num_baseline=3, "
           f"baseline_chunk_size={SFREQ}, online_transform=ToTensor(), label_transform=Select('valence'), "
           f"num_worker=0)`, iterated through `torch.utils.data.DataLoader(batch_size={BATCH}, shuffle=True, "
-          f"num_workers=0)`. Its first preparation took {te_cold_1:.1f} s per subject here; the 32-subject figure "
-          f"above is that times 32 (not measured: it would write about "
-          f"{te['io_bytes'] / k * N_SUBJECTS / GB:.0f} GB of LMDB). symaffect's batches carry more per window "
-          f"(three modality tensors, four targets, ids) than TorchEEG's (one tensor, one label).")
+          f"num_workers=0)`. symaffect's batches carry more per window (three modality tensors, four targets, ids) "
+          f"than TorchEEG's (one tensor, one label).")
+        a(f"- TorchEEG ran on {k} subjects only: its first preparation writes every overlapping window (about "
+          f"{te['io_bytes'] / k / GB:.2f} GB of LMDB per subject; {_fmt_gb(te['io_bytes'] / k * N_SUBJECTS)} for 32, "
+          f"more than this machine's RAM, so a full-scale TorchEEG epoch would also read from disk). Its 32-subject "
+          f"preparation time above is its per-subject time times 32, not a measurement.")
+        a(f"- Iteration: TorchEEG spends its time in `Tensor.float()` (float64 -> float32 per window) and the "
+          f"collate's `torch.stack`, both on torch's intra-op threads; on this busy 2-core machine those threads "
+          f"wait on each other, so with the default threads its rate swings by an order of magnitude from run to "
+          f"run. With one thread it is steady; that is the conservative reference for the 30x target.")
+        if cc:
+            a(f"- Copy ceiling on this machine: a one-thread memcpy runs at {cc['bytes_per_s'] / GB:.1f} GB/s, i.e. "
+              f"{_fmt_wps(cc['windows_per_s'])} for 40 x 1280 float32 windows; symaffect's shuffled gather reaches "
+              f"{si['windows_per_s'] / cc['windows_per_s']:.0%} of it. 30x TorchEEG's one-thread rate would be "
+              f"{_fmt_wps(30 * t1['windows_per_s'])}, {30 * t1['windows_per_s'] / cc['windows_per_s']:.1f}x the "
+              f"memcpy ceiling: no loader that hands out float32 batches can reach it here.")
         a("")
-        c, tw = R["compat"], te["warm"][0]
-        ok = (c["shape_equal"] and c["bitwise_equal_ours"] and tw["stored_equals_raw"] and c["label_equal"]
-              and tw["windows_per_trial"] == [51] and tw["first_start"] == BASELINE)
+        c, tw0 = R["compat"], te["warm"][0]
+        ok = (c["shape_equal"] and c["bitwise_equal_ours"] and tw0["stored_equals_raw"] and c["label_equal"]
+              and tw0["windows_per_trial"] == [51] and tw0["first_start"] == BASELINE
+              and tw0["n_windows"] == sc["n_windows"])
         a("### Our synthetic files in TorchEEG")
         a("")
         a(f"- {_verdict(ok)}: `DEAPDataset` read the {k} synthetic `sNN.dat` files and made "
-          f"{tw['n_windows']:,} windows ({', '.join(f'{s}: {n}' for s, n in sorted(tw['per_subject'].items()))}; "
-          f"windows per trial {tw['windows_per_trial']}; symaffect: {sc['n_windows']:,}).")
-        a(f"- Subject 1, trial 1, first window (samples {tw['first_start']}-{tw['first_end']}, i.e. after the 3-s "
-          f"baseline): TorchEEG's stored window equals the raw file's float64 values: {tw['stored_equals_raw']}; its "
-          f"`ToTensor()` item ({tw['item_dtype']}, shape {tw['item_shape']}) equals symaffect's `read_subject` "
+          f"{tw0['n_windows']:,} windows ({', '.join(f'{s}: {n}' for s, n in sorted(tw0['per_subject'].items()))}; "
+          f"{tw0['windows_per_trial']} per trial), the same count as symaffect ({sc['n_windows']:,}).")
+        a(f"- Subject 1, trial 1, first window (samples {tw0['first_start']}-{tw0['first_end']}, i.e. right after the "
+          f"3-s baseline): TorchEEG's stored window equals the raw file's float64 values: {tw0['stored_equals_raw']}; "
+          f"its `ToTensor()` item ({tw0['item_dtype']}, shape {tw0['item_shape']}) equals symaffect's `read_subject` "
           f"float32 values (before normalisation) bit for bit: {c['bitwise_equal_ours']} (max |diff| "
           f"{c['max_abs_diff_ours']:.3g}); channel 0 starts {', '.join(f'{v:.4f}' for v in c['ch0_first3_torcheeg'])} "
-          f"(TorchEEG) vs {', '.join(f'{v:.4f}' for v in c['ch0_first3_ours'])} (ours); valence label equal: "
+          f"(TorchEEG) and {', '.join(f'{v:.4f}' for v in c['ch0_first3_ours'])} (symaffect); valence label equal: "
           f"{c['label_equal']}.")
         a("- TorchEEG lists *every* file of `root_path` and unpickles it: pointed at the folder `symaffect synth` "
           "writes (which also holds `participant_ratings.csv` and `synth_meta.json`) it fails with "
-          "`UnpicklingError: invalid load key, '{'`. The benchmark therefore gives it a folder of symlinks to the "
-          "`sNN.dat` files only (DEAP's own `data_preprocessed_python` holds only those).")
+          "`UnpicklingError: invalid load key, '{'`. The benchmark gives it a folder of symlinks to the `sNN.dat` "
+          "files only, as DEAP's own `data_preprocessed_python` folder is.")
         a("")
-    md = "\n".join(lines)
-    return md
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -560,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="repeats of each symaffect phase (best is kept)")
     ap.add_argument("--torcheeg-subjects", type=int, default=4,
                     help="subjects TorchEEG (and symaffect, for same-run ratios) prepare; 0 skips TorchEEG")
-    ap.add_argument("--torcheeg-repeats", type=int, default=1, help="repeats of TorchEEG's (slow) first preparation")
+    ap.add_argument("--torcheeg-repeats", type=int, default=2, help="repeats of TorchEEG's (slow) first preparation")
     ap.add_argument("--torcheeg-python", default=None, help="python of the TorchEEG venv (default WORK/torcheeg-venv)")
     ap.add_argument("--setup-torcheeg", action="store_true", help="create the TorchEEG venv if it is missing")
     ap.add_argument("--keep-torcheeg-io", action="store_true", help="keep TorchEEG's LMDB cache")

@@ -43,7 +43,12 @@ from symaffect.stream.lsl import run_stream
 st = run_stream(sys.argv[1], source=sys.argv[2], db=sys.argv[3], participant=sys.argv[4],
                 stop_at_eof=True, handle_signals=True, publish=sys.argv[2] + "-preds",
                 resolve_timeout=60, num_threads=1)
-json.dump({"hops": st.hops, "predictions": st.predictions, "stream_seconds": st.stream_seconds,
+from symaffect.stream.store import SessionStore
+with SessionStore(sys.argv[3]) as s:
+    q = {}
+    for r in s.quality(st.session_id):
+        q[r["modality"] + ":" + r["flag"]] = q.get(r["modality"] + ":" + r["flag"], 0) + 1
+json.dump({"quality": q, "hops": st.hops, "predictions": st.predictions, "stream_seconds": st.stream_seconds,
            "cpu_seconds": st.cpu_seconds, "latencies_ms": st.latencies_ms,
            "reconnects": st.reconnects}, sys.stdout)
 """
@@ -156,6 +161,8 @@ def main() -> None:
         f"| {acc['predictions']} / {acc['expected_hops']} | {pct(lat, 50):.1f} | {pct(lat, 99):.1f} | "
         f"{max(lat) if lat else float('nan'):.1f} | {100 * acc['cpu_seconds'] / acc['stream_seconds']:.2f} % | "
         f"{acc['wall_seconds']:.0f} |",
+        "",
+        f"Hops: {acc['hops']} (with or without prediction); quality rows: {acc['quality'] or 'none'}.",
         "",
         "Latency = from the LSL timestamp of the window's last sample to the committed prediction. "
         "At an accelerated speed the streamer must also keep up with the faster input, so this latency "

@@ -201,6 +201,112 @@ def evaluate_cmd(
     _quiet_lightning()
     console.print(metrics_table(evaluate_run(run_dir, data, cache_dir=cache_dir)))
 
+
+def _split_csv(text: Optional[str], cast=str) -> Optional[list]:
+    if not text:
+        return None
+    return [cast(t.strip()) for t in text.split(",") if t.strip()]
+
+
+def _budget_changes(max_epochs: Optional[int], train_windows: Optional[int]) -> dict:
+    changes: dict = {}
+    if max_epochs is not None:
+        changes["optim.max_epochs"] = max_epochs
+    if train_windows is not None:
+        changes["trainer.max_train_windows_per_epoch"] = train_windows
+    return changes
+
+
+def _on_run(i: int, n: int, label: str, run_dir: Path, skipped: bool) -> None:
+    what = "already finished, reused" if skipped else "training"
+    console.print(f"[bold]run {i + 1}/{n}[/] {label}: {what} ({run_dir.name})", highlight=False)
+
+
+@app.command("bench")
+def bench_cmd(
+    suite: Annotated[str, typer.Argument(help="table2 | table3 | table4 | table5 | table6 | table7.")],
+    data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
+    out: Annotated[Path, typer.Option(help="Output folder (runs/ inside is shared by suites; resumes).")],
+    preset: Annotated[str, typer.Option(help="quick (CPU) or paper (the paper's settings).")] = "quick",
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated models (table3-5: default all).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated training seeds, e.g. 0,1.")] = None,
+    folds: Annotated[int, typer.Option(min=1, help="Repeated subject-wise splits (split seeds 0..N-1).")] = 1,
+    max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's epochs.")] = None,
+    train_windows: Annotated[
+        Optional[int], typer.Option(min=1, help="Training windows per epoch (random subset; CPU budget).")
+    ] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+) -> None:
+    """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT."""
+    from symaffect.eval.suites import run_suite
+
+    _quiet_lightning()
+    obj = run_suite(
+        suite, data, out, preset_name=preset, models=_split_csv(models), seeds=_split_csv(seeds, int),
+        folds=folds, changes=_budget_changes(max_epochs, train_windows), progress=True,
+        cache_dir=cache_dir, on_run=_on_run,
+    )
+    _print_suite(obj)
+    console.print(f"wrote {out / (suite + '.md')} (.html, .csv, .json) and {out / 'figures'}", highlight=False)
+
+
+def _print_suite(obj: dict) -> None:
+    from rich.table import Table
+
+    for t in obj["tables"]:
+        table = Table(title=t["title"], caption="mean ± std in % (maj = majority baseline)")
+        for h in t["header"]:
+            table.add_column(h, justify="left" if h in ("model",) else "right")
+        for row in t["rows"]:
+            table.add_row(*row)
+        console.print(table)
+
+
+@app.command("audit")
+def audit_cmd(
+    data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
+    out: Annotated[Path, typer.Option(help="Output folder (resumes finished runs).")],
+    preset: Annotated[str, typer.Option(help="quick (CPU) or paper.")] = "quick",
+    model: Annotated[str, typer.Option(help="Registered model, or xgboost.")] = "symaffect",
+    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated training seeds.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's epochs.")] = None,
+    train_windows: Annotated[Optional[int], typer.Option(min=1, help="Training windows per epoch.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+) -> None:
+    """Leakage audit: one model under window-random (LEAKY), trial hold-out and subject hold-out."""
+    from symaffect.eval.audit import audit_table, run_audit
+
+    _quiet_lightning()
+    obj = run_audit(data, out, preset_name=preset, model=model, seeds=_split_csv(seeds, int),
+                    changes=_budget_changes(max_epochs, train_windows), progress=True,
+                    cache_dir=cache_dir, on_run=_on_run)
+    console.print(audit_table(obj))
+    for line in obj["verdict"]:
+        console.print(line, highlight=False, markup=False)
+    console.print(f"wrote {out / 'audit.md'} (.html, .json) and {out / 'figures' / 'audit_bars.png'}",
+                  highlight=False)
+
+
+@app.command("demo")
+def demo_cmd(
+    out: Annotated[Path, typer.Option(help="Folder for the data, the runs and the report.")] = Path(
+        "symaffect-demo"
+    ),
+    subjects: Annotated[int, typer.Option(min=3, help="Synthetic subjects.")] = 8,
+    trials: Annotated[int, typer.Option(min=2, help="Trials per subject.")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the data and of training.")] = 0,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated models (default: the demo's three).")] = None,
+    seconds: Annotated[float, typer.Option(hidden=True, help="Trial length incl. 3-s baseline.")] = 63.0,
+    window_seconds: Annotated[Optional[float], typer.Option(hidden=True)] = None,
+    tiny: Annotated[bool, typer.Option("--tiny", hidden=True, help="Tiny models, 1 epoch (tests).")] = False,
+) -> None:
+    """The main job: synthetic DEAP-format data -> the paper's model and two baselines -> report."""
+    from symaffect.eval.demo import run_demo
+
+    _quiet_lightning()
+    run_demo(out, n_subjects=subjects, n_trials=trials, seconds=seconds, seed=seed,
+             models=_split_csv(models), tiny=tiny, window_seconds=window_seconds, console=console)
+
 # --- live monitoring (issue 6) -------------------------------------------------------
 
 

@@ -375,6 +375,8 @@ def run_stream(
             if n_fill <= 0:
                 return
             code = 3 if dt >= gap_timeout else 2
+            log.info("timestamp gap of %.4f s at stream t=%.3f: %d samples filled (%s)",
+                     dt, pipe.t, n_fill, "gap" if code == 3 else "dropped")
             if n_fill > max_fill_seconds * fs:
                 log.warning("outage of %.1f s: filling only %.0f s", dt, max_fill_seconds)
                 n_fill = int(max_fill_seconds * fs)

@@ -256,7 +256,7 @@ def sinusoidal_positions(n_positions: int, dim: int) -> Tensor:
     freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
     pe = torch.zeros(n_positions, dim)
     pe[:, 0::2] = torch.sin(pos * freq)
-    pe[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    pe[:, 1::2] = torch.cos(pos * freq)
     return pe
 
 
@@ -281,7 +281,9 @@ class TransformerBlock(nn.Module):
     x : (B, L, D) -> (B, L, D)
     """
 
-    def __init__(self, *, dim: int, n_heads: int = 4, ffn_mult: int = 2, dropout: float = 0.0) -> None:
+    def __init__(
+        self, *, dim: int, n_heads: int = 4, ffn_mult: int = 2, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
         self.attn = MaskedSelfAttention(dim=dim, n_heads=n_heads, dropout=dropout)

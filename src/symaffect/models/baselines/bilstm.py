@@ -43,7 +43,7 @@ class BiLSTMBaseline(PatchRNNBaseline):
 
     Notes
     -----
-    About 0.52 M parameters with the defaults and all three modalities at T = 1280.
+    About 0.60 M parameters with the defaults and all three modalities at T = 1280.
 
     References
     ----------
