@@ -520,6 +520,7 @@ def report(R: dict) -> str:
         t1 = best(te["iterate"], "windows_per_s", high=True)
         td = best(_rows(te, "iterate_default") or te["iterate"], "windows_per_s", high=True)
         td_all = [r["windows_per_s"] for r in _rows(te, "iterate_default")]
+        t1_all = [r["windows_per_s"] for r in te["iterate"]]
         arr = sc["shape"][0] * sc["shape"][1] * sc["shape"][2] * 4
         r1, rd = si["windows_per_s"] / t1["windows_per_s"], si["windows_per_s"] / td["windows_per_s"]
         a(f"### Same subset, same run ({k} subjects, {sc['n_windows']:,} windows): symaffect next to TorchEEG")
@@ -534,7 +535,8 @@ def report(R: dict) -> str:
         a(f"| repeat preparation | {_fmt_s(sw['seconds'])} | {_fmt_s(tw['seconds'])} | TorchEEG takes "
           f"{tw['seconds'] / sw['seconds']:.0f}x longer | < 2 s | {_verdict(sw['seconds'] < 2)} |")
         a(f"| iterate shuffled batches of {BATCH}, one epoch; TorchEEG with `torch.set_num_threads(1)` | "
-          f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(t1['windows_per_s'])} | {r1:.1f}x | >= 30x | "
+          f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(t1['windows_per_s'])} (runs: "
+          f"{', '.join(f'{v:,.0f}' for v in t1_all)}) | {r1:.1f}x | >= 30x | "
           f"{_verdict(r1 >= 30)} |")
         a(f"| the same, TorchEEG with torch's default threads ({td.get('torch_threads', '?')}) | "
           f"{_fmt_wps(si['windows_per_s'])} | {_fmt_wps(td['windows_per_s'])} (runs: "
@@ -559,10 +561,14 @@ def report(R: dict) -> str:
           f"{te['io_bytes'] / k / GB:.2f} GB of LMDB per subject; {_fmt_gb(te['io_bytes'] / k * N_SUBJECTS)} for 32, "
           f"more than this machine's RAM, so a full-scale TorchEEG epoch would also read from disk). Its 32-subject "
           f"preparation time above is its per-subject time times 32, not a measurement.")
-        a(f"- Iteration: TorchEEG spends its time in `Tensor.float()` (float64 -> float32 per window) and the "
-          f"collate's `torch.stack`, both on torch's intra-op threads; on this busy 2-core machine those threads "
-          f"wait on each other, so with the default threads its rate swings by an order of magnitude from run to "
-          f"run. With one thread it is steady; that is the conservative reference for the 30x target.")
+        a("- Iteration, TorchEEG: with torch's default threads nearly all of its time went to `Tensor.float()` "
+          "(float64 -> float32, per window, in `ToTensor`) and the collate's `torch.stack`, both on torch's "
+          "intra-op threads, which on this busy 2-core machine wait on each other: its rate swings by an order of "
+          "magnitude from run to run (91 to 4,968 windows/s over all runs made while writing this benchmark, "
+          "2026-11-24). With "
+          "`torch.set_num_threads(1)` the time spreads over `torch.stack` (about 25%), the LMDB `get` (18%), the "
+          "pandas row lookup of `read_info` (18%) and unpickling (9%) (cProfile of 4,000 windows, separate run), "
+          "and the rate is steadier; that one-thread rate is the conservative reference for the 30x target.")
         if cc:
             a(f"- Copy ceiling on this machine: a one-thread memcpy runs at {cc['bytes_per_s'] / GB:.1f} GB/s, i.e. "
               f"{_fmt_wps(cc['windows_per_s'])} for 40 x 1280 float32 windows; symaffect's shuffled gather reaches "
@@ -608,13 +614,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep-torcheeg-io", action="store_true", help="keep TorchEEG's LMDB cache")
     ap.add_argument("--cleanup", action="store_true", help="delete the generated data at the end")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_data.md"))
+    ap.add_argument("--from-json", default=None,
+                    help="only re-render the report from a previous run's WORK/bench_data.json")
     ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
     ap.add_argument("--phase-args", default="{}", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.phase:
         _emit(PHASES[args.phase](json.loads(args.phase_args)))
         return 0
-    md = run(args)
+    md = report(json.loads(Path(args.from_json).read_text())) if args.from_json else run(args)
     print(md)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -87,7 +87,7 @@ def suite_bars(result: Mapping, path: str | Path, *, title: str) -> Path:
         ax.set_xticklabels([_wrap(r["label"]) for r in rows], fontsize=9)
         ax.set_ylabel("%")
         top = np.nanmax([100 * r["tasks"][task]["model"].get(k, {}).get("mean", 0) for r in rows for k in keys])
-        ax.set_ylim(0, max(100.0 if top > 60 else 70.0, top * 1.1))
+        ax.set_ylim(0, min(100.0, max(30.0, top * 1.25)))
         ax.set_title(f"{task} — {TASK_SET_LABELS.get(ts, ts)} — {rows[0]['protocol_text']}", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
         pad = max(0.7, (3 - len(rows)) / 2 + 0.3)

@@ -31,9 +31,9 @@ h1{font-size:1.7em;border-bottom:2px solid #ddd;padding-bottom:.3em}
 h2{font-size:1.3em;margin-top:1.8em;border-bottom:1px solid #eee;padding-bottom:.2em}
 h3{font-size:1.08em;margin-top:1.4em}
 table{border-collapse:collapse;margin:.6em 0 1em;font-size:.92em}
-th,td{border:1px solid #ccc;padding:.3em .6em;text-align:right}
+th,td{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 th{background:#f3f3f6}
-td:first-child,th:first-child{text-align:left}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{background:#f3f3f6;padding:0 .25em;border-radius:3px;font-size:.92em}
 pre{background:#f6f6f8;padding:.8em;overflow-x:auto;border-radius:4px}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0}
@@ -50,6 +50,11 @@ def _inline_html(text: str) -> str:
     s = re.sub(r"(?<![*\w])\*([^*]+)\*(?![*\w])", r"<i>\1</i>", s)
     s = s.replace("LEAKY", '<span class="leaky">LEAKY</span>')
     return s
+
+
+def _td(cell: str) -> str:
+    num = re.match(r"^[-+−–]?\d", cell) is not None or cell == "–"
+    return f'<td class="num">{_inline_html(cell)}</td>' if num else f"<td>{_inline_html(cell)}</td>"
 
 
 @dataclass
@@ -139,7 +144,7 @@ class Report:
                 out.append(f"<pre>{html.escape(a[0])}</pre>")
             elif kind == "table":
                 head = "".join(f"<th>{_inline_html(h)}</th>" for h in a[0])
-                body = "".join("<tr>" + "".join(f"<td>{_inline_html(c)}</td>" for c in r) + "</tr>" for r in a[1])
+                body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in a[1])
                 out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif kind == "image":
                 path, caption, _ = a
