@@ -75,7 +75,7 @@ def suite_bars(result: Mapping, path: str | Path, *, title: str) -> Path:
         for j, (k, lab, col) in enumerate(zip(keys, BAR_LABELS, COLORS)):
             means = [100 * r["tasks"][task]["model"].get(k, {}).get("mean", np.nan) for r in rows]
             stds = [100 * r["tasks"][task]["model"].get(k, {}).get("std", 0.0) for r in rows]
-            ax.bar(x + (j - 1) * w, means, w, yerr=stds, capsize=2, color=col, label=lab)
+            ax.bar(x + (j - 1) * w, means, w, yerr=stds if any(stds) else None, capsize=2, color=col, label=lab)
         maj = rows[0]["tasks"][task].get("majority", {})
         if keys[0] in maj:
             ax.axhline(100 * maj[keys[0]]["mean"], color="k", ls="--", lw=1.2,
@@ -156,7 +156,7 @@ def audit_bars(rows: Sequence[Mapping], path: str | Path, *, title: str) -> Path
         acc = [100 * r["tasks"][t]["acc"] for r in rows]
         std = [100 * r["tasks"][t].get("acc_std", 0.0) for r in rows]
         maj = [100 * r["tasks"][t]["majority"] for r in rows]
-        ax.bar(x + off, acc, w * 0.92, yerr=std, capsize=2, color=COLORS[j % len(COLORS)], label=f"{t} accuracy")
+        ax.bar(x + off, acc, w * 0.92, yerr=std if any(std) else None, capsize=2, color=COLORS[j % len(COLORS)], label=f"{t} accuracy")
         ax.hlines(maj, x + off - w * 0.46, x + off + w * 0.46, colors="k", lw=2,
                   label="majority baseline" if j == 0 else None)
         for xi, a in zip(x + off, acc):
@@ -168,7 +168,8 @@ def audit_bars(rows: Sequence[Mapping], path: str | Path, *, title: str) -> Path
         if r["leaky"]:
             lab.set_color("#b00020")
     top = max(100 * r["tasks"][t]["acc"] for r in rows for t in tasks)
-    ax.set_ylim(0, max(60.0, top * 1.35))
+    ax.set_ylim(0, max(60.0, top * 1.3))
+    ax.set_yticks(range(0, int(min(100.0, ax.get_ylim()[1])) + 1, 20))
     ax.set_ylabel("accuracy, %")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, ncol=len(tasks) + 1, loc="upper right")

@@ -350,9 +350,13 @@ class DTFE(nn.Module):
         csi_rank: int = 1,
         spectral: str = "fft",
         eps: float = 1e-5,
+        input_norm: str = "instance",
     ) -> None:
         super().__init__()
+        if input_norm not in ("instance", "none"):
+            raise ValueError(f"input_norm: {input_norm!r}; allowed: 'instance' (eq. 2), 'none'")
         self.n_chans, self.n_times, self.eps = n_chans, n_times, eps
+        self.input_norm = input_norm
         self.proj = ChannelMLP(n_chans=n_chans, d=d)  # eq. 3-4
         self.mixer = TemporalMixer(n_times=n_times, kind=mixer, rank=mixer_rank)  # eq. 5-6
         self.csi = CrossSeriesIntersection(n_chans=n_chans, d=d, rank=csi_rank)  # eq. 8-12
@@ -370,7 +374,8 @@ class DTFE(nn.Module):
         return torch.matmul(x_proj, q_mean)
 
     def forward(self, x: Tensor, return_details: bool = False):
-        x_hat = instance_norm(x, self.eps)  # eq. 2            (B, C, T)
+        # eq. 2 ("none" keeps per-window level and scale, which eq. 2 removes)
+        x_hat = instance_norm(x, self.eps) if self.input_norm == "instance" else x  # (B, C, T)
         g = self.descriptors(x_hat)  # eq. 3-8                  (B, d)
         x_csi, affinity = self.csi(x_hat, g)  # eq. 9-12        (B, C, T), (B, C, C)
         f_csi = self.mixer(self.proj(x_csi))  # eq. 3-6 on X_csi (B, d, T)

@@ -75,6 +75,11 @@ class SymAffect(EncoderFusionModel):
     spectral : {"fft", "dft", "matrix"}
         Frequency-gate implementation (same maths; ONNX export switches to
         ``"matrix"`` by itself).
+    input_norm : {"instance", "none"}
+        Per-window instance normalisation of every channel (eq. 2, the paper's) or
+        none (the data's own per-subject z-score only). Eq. 2 removes each window's
+        level and scale per channel — tonic GSR, temperature, absolute and
+        between-channel band power — see docs/RESULTS.md.
     fusion : {"attention", "concat"}
         Eq. 24-27, or the Table 6 "w/o cross-modal fusion" ablation.
     n_heads, ffn_mult, fusion_dropout, attn_residual
@@ -101,6 +106,7 @@ class SymAffect(EncoderFusionModel):
         mixer_rank: int = 16,
         csi_rank: int = 1,
         spectral: str = "fft",
+        input_norm: str = "instance",
         fusion: str = "attention",
         n_heads: int = 4,
         ffn_mult: int = 2,
@@ -113,7 +119,8 @@ class SymAffect(EncoderFusionModel):
     ) -> None:
         self._n_tokens = resolve_tokens(n_tokens, tuple(modalities))
         self._dtfe_kw = dict(
-            d=d, tau=tau, mixer=mixer, mixer_rank=mixer_rank, csi_rank=csi_rank, spectral=spectral
+            d=d, tau=tau, mixer=mixer, mixer_rank=mixer_rank, csi_rank=csi_rank, spectral=spectral,
+            input_norm=input_norm,
         )
         super().__init__(
             dim=tau,
