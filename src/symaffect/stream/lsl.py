@@ -19,8 +19,15 @@ clock), so an accelerated replay gives exactly the hops of an offline run. Times
 are used for two things only: gaps (a jump of more than 2.5 sample periods between
 consecutive samples is filled with held samples flagged ``dropped``; longer than
 ``gap_timeout`` seconds, ``gap``), and latency (LSL clock at commit minus the timestamp
-of the window's last sample). Gap detection assumes real-time timestamps; in an
-accelerated replay the samples come closer than nominal, and only outages show.
+of the window's last sample). An accelerated ``replay`` announces its speed in the stream
+description (``desc/replay_speed``): the streamer then expects timestamps ``1 / (sfreq *
+speed)`` apart, so a sample lost in transport is still flagged and the fill has as many
+samples as were lost (stream time stays that of the recording).
+
+Buffers: liblsl sizes outlet and inlet queues in *nominal* seconds; at ``speed`` they
+would hold ``speed`` times fewer real seconds, so both ends scale them by the speed
+(:data:`BUFFER_SECONDS` of wall time at any speed): a consumer that falls behind on a
+loaded machine catches up instead of losing samples.
 
 Outages: when no sample arrives for ``gap_timeout`` seconds of wall time the streamer
 flags a ``stream:stall`` once and keeps its inlet (closing it would lose the samples
@@ -54,6 +61,12 @@ from symaffect.stream.recording import Recording
 from symaffect.stream.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+BUFFER_SECONDS = 360
+"""Wall seconds of samples that the replay outlet and the streamer's inlet queue hold."""
+
+SPEED_KEY = "replay_speed"
+"""Child of the stream description where :func:`replay` announces its speed."""
 
 PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant", "n_modalities", "stream_t")
 """Channels of the ``symaffect-predictions`` outlet (quadrant 1-4, 0 = none; NaN ratings
@@ -148,8 +161,12 @@ def replay(
     fs = recording.sfreq
     info = StreamInfo(name, "EXG", len(recording.ch_names), fs, "float32", source_id)
     info.set_channel_names(list(recording.ch_names))
-    outlet = StreamOutlet(info, chunk_size=max(1, int(round(chunk_seconds * fs))))
+    info.desc.append_child_value(SPEED_KEY, repr(float(speed)))
+    # max_buffered counts nominal seconds: scale it so that it holds BUFFER_SECONDS of wall time
+    outlet = StreamOutlet(info, chunk_size=max(1, int(round(chunk_seconds * fs))),
+                          max_buffered=int(np.ceil(BUFFER_SECONDS * max(1.0, speed))))
     minfo = StreamInfo(marker_name(name), "Markers", 1, 0.0, "string", source_id + "-markers")
+    minfo.desc.append_child_value(SPEED_KEY, repr(float(speed)))
     moutlet = StreamOutlet(minfo)
     stop = stop or threading.Event()
     if wait_for_consumer > 0 and not _wait_stable_consumer(outlet, wait_for_consumer, settle, stop):
@@ -314,7 +331,7 @@ def run_stream(
         sid = store.create_session(
             participant, predictor.name, run_dir=predictor.run,
             meta={"source": source, "hop": hop, "window": predictor.window_seconds, "sfreq": conn.sfreq,
-                  "channels": list(conn.ch_names), "absent_modalities": pipe.absent,
+                  "channels": list(conn.ch_names), "replay_speed": conn.speed, "absent_modalities": pipe.absent,
                   "partial_modalities": pipe.partial, "channel_notes": conn.notes},
         )
         stats = StreamStats(session_id=sid)
@@ -371,7 +388,7 @@ def run_stream(
             n_in += x.shape[1]
 
         def fill(dt: float) -> None:
-            n_fill = int(round(dt * fs)) - 1
+            n_fill = int(round(dt * fs * conn.speed)) - 1  # samples missing between the two timestamps
             if n_fill <= 0:
                 return
             code = 3 if dt >= gap_timeout else 2
@@ -389,7 +406,7 @@ def run_stream(
             x = data[:, conn.rows].T  # (C, n)
             if last_ts is not None:
                 d = np.diff(np.concatenate([[last_ts], ts]))
-                gaps = np.flatnonzero(d > 2.5 / fs)
+                gaps = np.flatnonzero(d > 2.5 / (fs * conn.speed))  # timestamps come speed x closer
             else:
                 d = np.zeros(ts.size)
                 gaps = np.array([], dtype=int)
@@ -497,6 +514,15 @@ def _prediction_outlet(name: str, source: str):
     return StreamOutlet(info)
 
 
+def _replay_speed(sinfo) -> float:
+    """Speed announced by :func:`replay` in the stream description (1 when absent or invalid)."""
+    try:
+        speed = float(sinfo.desc.child_value(SPEED_KEY) or 1.0)
+    except (TypeError, ValueError):
+        return 1.0
+    return speed if np.isfinite(speed) and speed > 0 else 1.0
+
+
 class _Connection:
     """A connected data inlet and its optional marker inlet.
 
@@ -506,8 +532,9 @@ class _Connection:
     """
 
     def __init__(self, inlet, rows: list[int], ch_names: tuple[str, ...], sfreq: float,
-                 notes: list[str], marker_inlet):
+                 notes: list[str], marker_inlet, speed: float = 1.0):
         self.inlet, self.rows = inlet, rows
+        self.speed = speed
         self.ch_names, self.sfreq, self.notes = ch_names, sfreq, notes
         self.marker_inlet = marker_inlet
         self.last_wall = time.monotonic()
@@ -546,12 +573,19 @@ class _Connection:
                     # marker inlet first, so that no marker is missed
                     minfo = resolve_streams(timeout=0.3, name=marker_name(source))
                     minlet = None
+                    speed = 1.0
                     if minfo:
                         minlet = StreamInlet(minfo[0])
                         minlet.open_stream(timeout=2.0)
-                    inlet = StreamInlet(sinfo, max_buffered=360, recover=False)
+                        # a replay announces its speed on both streams; the marker stream is
+                        # open first, so the data inlet's queue can be sized to it
+                        speed = _replay_speed(minlet.get_sinfo(timeout=5.0))
+                    inlet = StreamInlet(sinfo, max_buffered=int(np.ceil(BUFFER_SECONDS * max(1.0, speed))),
+                                        recover=False)
                     inlet.open_stream(timeout=5.0)
-                    names = inlet.get_sinfo().get_channel_names() or []
+                    full = inlet.get_sinfo(timeout=5.0)
+                    speed = _replay_speed(full)  # the data stream's own word decides the timing
+                    names = full.get_channel_names() or []
                     if len(names) != inlet.n_channels:
                         names = [str(i) for i in range(inlet.n_channels)]
                     mapping, notes = cmap.resolve(names)
@@ -563,8 +597,9 @@ class _Connection:
                     if expect is not None and (ch_names, sfreq) != expect:
                         inlet.close_stream()
                         raise DataError(source, "the stream came back with other channels or rate")
-                    log.info("connected to %s (%d channels mapped, %.6g Hz)", source, len(rows), sfreq)
-                    conn = cls(inlet, rows, ch_names, sfreq, notes, minlet)
+                    log.info("connected to %s (%d channels mapped, %.6g Hz, speed %g)",
+                             source, len(rows), sfreq, speed)
+                    conn = cls(inlet, rows, ch_names, sfreq, notes, minlet, speed=speed)
                     conn.source, conn.source_id = source, sinfo.source_id
                     return conn
                 except DataError:
@@ -591,7 +626,10 @@ class _Connection:
                 break
             if ts.size == 0:
                 break
-            out.append((np.asarray(data, dtype=np.float64), np.asarray(ts, dtype=np.float64)))
+            # pull_chunk returns views of buffers that the inlet reuses on the next pull:
+            # copy both (np.asarray would keep a view of a float64 array, so an earlier
+            # chunk would silently take the timestamps, or data, of a later one)
+            out.append((np.array(data, dtype=np.float64, copy=True), np.array(ts, dtype=np.float64, copy=True)))
             wait = 0.0
         if out:
             self.last_wall = time.monotonic()
