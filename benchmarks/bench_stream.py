@@ -37,7 +37,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-NOTE = ("Note: in the accelerated run the streamer saw occasional forward jumps of about 20 ms between consecutive LSL timestamps (samples 0.26 ms apart at 30x), i.e. samples missing in transport while the loaded machine fell behind; each is flagged `dropped`, and the windows holding it give a `no_prediction` row instead of a prediction. The cause is not established (not seen at 1x, nor in the tests at 4-8x on short recordings); the fill uses the nominal rate, so after such a jump the accelerated stream's time no longer matches the recording's exactly.")
+NOTE = ("Note: quality rows appeared in the accelerated run (see the counts above): each flags the samples "
+        "that the streamer found missing from the LSL timestamps; the windows holding them give a `no_prediction` row.")
 
 STREAMER = """
 import json, sys

@@ -147,3 +147,67 @@ def test_sigkill_loses_at_most_last_hop(run_dir, tmp_path, signals):
     assert sess["ended_at"] is None  # killed: never ended
     assert ts == [2.0 + k for k in range(len(ts))]  # every hop, in order, none missing
     assert len(logged) <= len(ts) <= len(logged) + 1  # at most the hop in flight is lost
+
+
+def test_many_chunks_per_poll_keep_their_timestamps(run_dir, tmp_path, signals):
+    # 40 s at 1000x arrive at once: the streamer pulls several chunks per poll; each must
+    # keep its own timestamps (mne-lsl reuses its pull buffers), so no false `dropped`
+    rec = deap_recording(signals(40))
+    pr = Predictor(run_dir)
+    name = _name()
+    th = _player(rec, name, speed=1000)
+    st = run_stream(pr, source=name, db=tmp_path / "s.db", stop_at_eof=True, handle_signals=False,
+                    publish=None, resolve_timeout=20)
+    th.join(10)
+    with SessionStore(tmp_path / "s.db") as store:
+        assert store.quality(st.session_id) == []
+        assert [p["t"] for p in store.predictions(st.session_id)] == [p.t for p in predict_recording(pr, rec)]
+        assert store.session(st.session_id)["meta"]["replay_speed"] == 1000
+
+
+def test_accelerated_loss_is_flagged_and_filled_at_stream_rate(run_dir, tmp_path, signals):
+    from mne_lsl.lsl import StreamInfo, StreamOutlet, local_clock
+
+    from symaffect.stream.lsl import SPEED_KEY
+
+    rec = deap_recording(signals(9))
+    speed, lost = 8.0, np.arange(400, 424)  # 24 samples never sent
+    name = _name()
+    info = StreamInfo(name, "EXG", 40, 128.0, "float32", uuid.uuid4().hex)
+    info.set_channel_names(list(rec.ch_names))
+    info.desc.append_child_value(SPEED_KEY, repr(speed))
+    stop = threading.Event()
+
+    def play():
+        outlet = StreamOutlet(info, chunk_size=8)
+        if not outlet.wait_for_consumers(20):
+            return
+        time.sleep(1.0)
+        keep = np.setdiff1d(np.arange(rec.data.shape[1]), lost)
+        x = rec.data.astype(np.float32).T
+        t0 = local_clock()
+        for a in range(0, keep.size, 8):
+            i = keep[a:a + 8]
+            outlet.push_chunk(np.ascontiguousarray(x[i]), timestamp=t0 + (i + 1) / (128 * speed))
+            time.sleep(8 / (128 * speed))
+        stop.wait(20)
+
+    th = threading.Thread(target=play, daemon=True)
+    th.start()
+    timer = threading.Timer(40, stop.set)
+    timer.start()
+    try:
+        st = run_stream(run_dir, source=name, db=tmp_path / "s.db", max_seconds=9.0, handle_signals=False,
+                        publish=None, resolve_timeout=20, stop=stop)
+    finally:
+        timer.cancel()
+        stop.set()
+        th.join(10)
+    assert st.stream_seconds == pytest.approx(9.0)  # 24 lost, 24 filled: stream time is the recording's
+    assert st.samples == rec.data.shape[1] - lost.size
+    with SessionStore(tmp_path / "s.db") as store:
+        q = store.quality(st.session_id)
+        preds = [p["t"] for p in store.predictions(st.session_id)]
+    dropped = sorted({r["t"] for r in q if r["flag"] == "dropped"})
+    assert dropped == [4.0, 5.0]  # the windows (2 s) that hold samples 400-423 (t 3.1-3.3 s)
+    assert preds == [2.0, 3.0, 6.0, 7.0, 8.0, 9.0]
