@@ -73,6 +73,10 @@ PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant",
 when a hop has no prediction)."""
 
 
+POLL_STEP_S = 0.002
+"""Sleep between non-blocking pulls while no sample is ready (s)."""
+
+
 def marker_name(name: str) -> str:
     """Name of the marker stream that goes with data stream ``name``."""
     return f"{name}-markers"
@@ -617,20 +621,27 @@ class _Connection:
         out = []
         if self.lost:
             return out
-        wait = timeout
+        # liblsl's pull_chunk with a timeout > 0 waits until max_samples arrived or the
+        # timeout expired (measured: a chunk ready at once came back after the whole
+        # timeout), which added the full timeout to every hop's latency. So pull only
+        # what is ready (timeout 0) and sleep in short steps while nothing is.
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                data, ts = self.inlet.pull_chunk(timeout=wait, max_samples=4096)
+                data, ts = self.inlet.pull_chunk(timeout=0.0, max_samples=4096)
             except Exception:  # noqa: BLE001 - LostError: the outlet is gone
                 self.lost = True
                 break
             if ts.size == 0:
-                break
+                left = deadline - time.monotonic()
+                if out or left <= 0:
+                    break
+                time.sleep(min(POLL_STEP_S, left))
+                continue
             # pull_chunk returns views of buffers that the inlet reuses on the next pull:
             # copy both (np.asarray would keep a view of a float64 array, so an earlier
             # chunk would silently take the timestamps, or data, of a later one)
             out.append((np.array(data, dtype=np.float64, copy=True), np.array(ts, dtype=np.float64, copy=True)))
-            wait = 0.0
         if out:
             self.last_wall = time.monotonic()
         return out
