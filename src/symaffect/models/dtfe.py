@@ -23,6 +23,8 @@ from symaffect.models.base import _is_tracing
 
 MIXERS = ("full", "lowrank", "identity")
 SPECTRAL_IMPLS = ("fft", "dft", "matrix")
+GATES = ("shared", "bank")
+POOLS = ("attention", "attention+power")
 
 
 def instance_norm(x: Tensor, eps: float = 1e-5) -> Tensor:
@@ -187,6 +189,15 @@ class FrequencyGate(nn.Module):
     ----------
     n_times : int
     sfreq : float
+    n_series : int or None
+        ``None``: the paper's one gate ``Q_f (F,)`` shared by every latent series,
+        initialised to ones. An int ``d``: a *filter bank*, one gate per latent series
+        ``Q_f (d, F)``, initialised to band-pass bumps whose centres are log-spaced over
+        ``band_hz`` (see :func:`bank_init`). A departure from the paper
+        (``docs/paper_map.md``): a shared gate can select one frequency profile only, so
+        it cannot compare two bands.
+    band_hz : (float, float)
+        Range of the filter bank's centre frequencies.
     impl : {"fft", "dft", "matrix"}
         ``"fft"``: ``torch.fft.rfft/irfft``. ``"dft"``: a real DFT as two matrix
         products with precomputed cos/sin bases. ``"matrix"``: the whole filter as one
@@ -199,12 +210,23 @@ class FrequencyGate(nn.Module):
     x : (B, d, T) -> (B, d, T)
     """
 
-    def __init__(self, *, n_times: int, sfreq: float, impl: str = "fft") -> None:
+    def __init__(
+        self,
+        *,
+        n_times: int,
+        sfreq: float,
+        n_series: int | None = None,
+        band_hz: tuple[float, float] = (0.5, 45.0),
+        impl: str = "fft",
+    ) -> None:
         super().__init__()
         self.n_times = n_times
         self.sfreq = float(sfreq)
         self.n_freqs = n_times // 2 + 1
-        self.weight = nn.Parameter(torch.ones(self.n_freqs))  # Q_f
+        if n_series is None:
+            self.weight = nn.Parameter(torch.ones(self.n_freqs))  # Q_f (F,)
+        else:
+            self.weight = nn.Parameter(bank_init(n_series, self.frequencies(), band_hz))  # (d, F)
         self.set_impl(impl)
 
     def set_impl(self, impl: str) -> None:
@@ -222,13 +244,66 @@ class FrequencyGate(nn.Module):
         return torch.arange(self.n_freqs, dtype=torch.float32) * (self.sfreq / self.n_times)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.filter_and_power(x, power=False)[0]
+
+    def filter_and_power(self, x: Tensor, power: bool = True) -> tuple[Tensor, Tensor | None]:
+        """The gated signal (eq. 15-18) and, if ``power``, the log mean power of it.
+
+        By Parseval, ``mean_t y_t^2 = sum_k h_k |Y_k|^2 / T^2`` with ``h_k`` = 1 for DC
+        (and Nyquist), 2 otherwise; computed from the gated spectrum, so the power costs
+        no second transform.
+
+        Shape
+        -----
+        x : (B, d, T) -> y (B, d, T), log_power (B, d) or None
+        """
         if self.impl == "fft":
-            spec = torch.fft.rfft(x, dim=-1) * self.weight  # eq. 15, 17
-            return torch.fft.irfft(spec, n=self.n_times, dim=-1)  # eq. 18
-        g = torch.cat([self.weight, self.weight])  # (2F,) re and im parts
-        if self.impl == "matrix":
-            return torch.matmul(x, torch.matmul(self.fwd * g, self.inv))  # (T, T) filter
-        return torch.matmul(torch.matmul(x, self.fwd) * g, self.inv)
+            spec = torch.fft.rfft(x, dim=-1) * self.weight  # eq. 15, 17    (B, d, F) complex
+            y = torch.fft.irfft(spec, n=self.n_times, dim=-1)  # eq. 18
+            if not power:
+                return y, None
+            sq = spec.real.square() + spec.imag.square()  # (B, d, F)
+        else:
+            g = torch.cat([self.weight, self.weight], dim=-1)  # (2F,) or (d, 2F): re, im parts
+            if self.impl == "matrix" and not power:
+                filt = torch.matmul(self.fwd * g[..., None, :], self.inv)  # (T, T) or (d, T, T)
+                if filt.dim() == 2:
+                    return torch.matmul(x, filt), None
+                return torch.matmul(x.unsqueeze(-2), filt).squeeze(-2), None
+            spec2 = torch.matmul(x, self.fwd) * g  # (B, d, 2F)
+            y = torch.matmul(spec2, self.inv)
+            if not power:
+                return y, None
+            sq = spec2[..., : self.n_freqs].square() + spec2[..., self.n_freqs :].square()
+        h = torch.full((self.n_freqs,), 2.0, device=x.device, dtype=sq.dtype)
+        h[0] = 1.0
+        if self.n_times % 2 == 0:
+            h[-1] = 1.0
+        mean_sq = torch.matmul(sq, h) / float(self.n_times) ** 2  # (B, d)
+        return y, torch.log(mean_sq + 1e-6)
+
+
+def bank_init(n_series: int, freqs: Tensor, band_hz: tuple[float, float]) -> Tensor:
+    """Band-pass gates with log-spaced centres over ``band_hz`` (a filter bank).
+
+    Gate ``i`` is a Gaussian bump in log frequency centred at ``f_i``, its width one
+    spacing of the centres, so neighbouring bands overlap at about 0.6 and together
+    they tile the range.
+
+    Returns
+    -------
+    Tensor, shape (n_series, F)
+    """
+    nyq = float(freqs[-1])
+    lo = max(float(band_hz[0]), float(freqs[1]) if len(freqs) > 1 else 0.0)
+    hi = min(float(band_hz[1]), 0.9 * nyq)
+    if hi <= lo:
+        hi = max(lo * 2.0, nyq)
+    centres = torch.logspace(math.log10(lo), math.log10(hi), n_series)
+    step = (math.log(hi) - math.log(lo)) / max(n_series - 1, 1)
+    width = max(step, 1e-3)
+    logf = torch.log(freqs.clamp_min(freqs[1] * 0.5 if len(freqs) > 1 else 1e-3))
+    return torch.exp(-0.5 * ((logf[None, :] - torch.log(centres)[:, None]) / width) ** 2)
 
 
 def _real_dft_bases(n: int) -> tuple[Tensor, Tensor]:
@@ -257,25 +332,55 @@ def _real_dft_bases(n: int) -> tuple[Tensor, Tensor]:
 class IntraSeriesIntersection(nn.Module):
     """ISI (eq. 13-19): ``F_act = GELU(W_l F + b_l)``; ``F_ISI = gate(F_act) + LN_d(F_act)``.
 
+    Parameters
+    ----------
+    d : int
+    n_times : int
+    sfreq : float
+    spectral : {"fft", "dft", "matrix"}
+    gate : {"shared", "bank"}
+        The paper's shared gate ``Q_f (F,)`` or a per-series filter bank ``(d, F)``
+        (see :class:`FrequencyGate`).
+    band_hz : (float, float)
+        Centre range of the filter bank.
+
     Shape
     -----
-    x : (B, d, T) -> (B, d, T)
+    x : (B, d, T) -> (B, d, T); with ``power=True`` also the log mean power of each
+    gated series (B, d).
     """
 
-    def __init__(self, *, d: int, n_times: int, sfreq: float, spectral: str = "fft") -> None:
+    def __init__(
+        self,
+        *,
+        d: int,
+        n_times: int,
+        sfreq: float,
+        spectral: str = "fft",
+        gate: str = "shared",
+        band_hz: tuple[float, float] = (0.5, 45.0),
+    ) -> None:
         super().__init__()
+        if gate not in GATES:
+            raise ValueError(f"gate: {gate!r} not in {GATES}")
         self.lin = nn.Linear(d, d)  # W_l, b_l
-        self.gate = FrequencyGate(n_times=n_times, sfreq=sfreq, impl=spectral)
+        self.gate = FrequencyGate(
+            n_times=n_times, sfreq=sfreq, impl=spectral,
+            n_series=d if gate == "bank" else None, band_hz=band_hz,
+        )
         self.norm_weight = nn.Parameter(torch.ones(d))
         self.norm_bias = nn.Parameter(torch.zeros(d))
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, power: bool = False):
         act = F.gelu(_pointwise(self.lin, x))  # eq. 13-14
         mu = act.mean(dim=1, keepdim=True)  # LayerNorm over d (axis 1), eq. 19
         var = (act - mu).square().mean(dim=1, keepdim=True)
         normed = (act - mu) * torch.rsqrt(var + 1e-5)
         normed = normed * self.norm_weight[:, None] + self.norm_bias[:, None]
-        return self.gate(act) + normed
+        gated, log_power = self.gate.filter_and_power(act, power=power)
+        if power:
+            return gated + normed, log_power
+        return gated + normed
 
 
 class AttentionPool(nn.Module):
@@ -324,6 +429,21 @@ class DTFE(nn.Module):
         Implementation of the frequency gate (same result, see :class:`FrequencyGate`).
     eps : float
         Instance-norm epsilon (eq. 2).
+    input_norm : {"instance", "none"}
+        Eq. 2's per-window instance norm, or none.
+    gate : {"shared", "bank"}
+        ISI frequency gate: the paper's one gate shared by all latent series, or a
+        filter bank (one gate per series, band-pass initialised). See
+        ``docs/paper_map.md``.
+    pool : {"attention", "attention+power"}
+        ``"attention"``: eq. 21-22 only. ``"attention+power"``: the attention-pooled
+        vector concatenated with the log mean power of each gated ISI series (a
+        learned spatial filter x band -> log band power, as in FBCSP /
+        ShallowFBCSPNet); eq. 23 then maps ``2 d -> tau``. A departure from the paper:
+        a weighted mean over time of features that are linear in the signal cannot
+        measure power (see the capability probes, ``docs/RESULTS.md``).
+    band_hz : (float, float)
+        Centre range of the filter bank (``gate="bank"``).
 
     Shape
     -----
@@ -351,19 +471,31 @@ class DTFE(nn.Module):
         spectral: str = "fft",
         eps: float = 1e-5,
         input_norm: str = "instance",
+        gate: str = "shared",
+        pool: str = "attention",
+        band_hz: tuple[float, float] = (0.5, 45.0),
     ) -> None:
         super().__init__()
         if input_norm not in ("instance", "none"):
             raise ValueError(f"input_norm: {input_norm!r}; allowed: 'instance' (eq. 2), 'none'")
+        if pool not in POOLS:
+            raise ValueError(f"pool: {pool!r} not in {POOLS}")
         self.n_chans, self.n_times, self.eps = n_chans, n_times, eps
         self.input_norm = input_norm
+        self.pool_kind = pool
         self.proj = ChannelMLP(n_chans=n_chans, d=d)  # eq. 3-4
         self.mixer = TemporalMixer(n_times=n_times, kind=mixer, rank=mixer_rank)  # eq. 5-6
         self.csi = CrossSeriesIntersection(n_chans=n_chans, d=d, rank=csi_rank)  # eq. 8-12
-        self.isi = IntraSeriesIntersection(d=d, n_times=n_times, sfreq=sfreq, spectral=spectral)
+        self.isi = IntraSeriesIntersection(
+            d=d, n_times=n_times, sfreq=sfreq, spectral=spectral, gate=gate,
+            band_hz=tuple(band_hz),
+        )
         self.out_lin = nn.Linear(d, d)  # W_d, b_d (eq. 20)
         self.pool = AttentionPool(d=d, n_tokens=n_tokens)  # eq. 21-22
-        self.embed = nn.Linear(d, tau)  # W_p, b_p (eq. 23)
+        with_power = pool == "attention+power"
+        # log band power (B, d) has its own level; LayerNorm puts it on the scale of z
+        self.power_norm = nn.LayerNorm(d) if with_power else None
+        self.embed = nn.Linear(2 * d if with_power else d, tau)  # W_p, b_p (eq. 23)
 
     def descriptors(self, x_hat: Tensor) -> Tensor:
         """``G = mean_t (MLP(x_hat) Q_i)`` (eq. 8) without forming ``F_i``: (B, d)."""
@@ -379,16 +511,22 @@ class DTFE(nn.Module):
         g = self.descriptors(x_hat)  # eq. 3-8                  (B, d)
         x_csi, affinity = self.csi(x_hat, g)  # eq. 9-12        (B, C, T), (B, C, C)
         f_csi = self.mixer(self.proj(x_csi))  # eq. 3-6 on X_csi (B, d, T)
-        f_isi = self.isi(f_csi)  # eq. 13-19                     (B, d, T)
+        if self.power_norm is None:
+            f_isi = self.isi(f_csi)  # eq. 13-19                 (B, d, T)
+        else:
+            f_isi, log_power = self.isi(f_csi, power=True)  #   (B, d, T), (B, d)
         f_proj = _pointwise(self.out_lin, f_isi)  # eq. 20       (B, d, T)
         z, alpha = self.pool(f_proj)  # eq. 21-22                (B, K, d), (B, K, T)
+        if self.power_norm is not None:
+            pw = self.power_norm(log_power)[:, None, :].expand(-1, z.shape[1], -1)
+            z = torch.cat([z, pw], dim=-1)  #                   (B, K, 2d)
         y = self.embed(z)  # eq. 23                              (B, K, tau)
         if return_details:
             return y, {"csi_affinity": affinity, "temporal_attention": alpha}
         return y
 
     def gate(self) -> Tensor:
-        """The ISI frequency gate ``Q_f`` (T // 2 + 1,), detached."""
+        """The ISI frequency gate ``Q_f``, detached: (T // 2 + 1,) or (d, T // 2 + 1)."""
         return self.isi.gate.weight.detach().clone()
 
     def gate_frequencies(self) -> Tensor:

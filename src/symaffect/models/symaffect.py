@@ -107,6 +107,9 @@ class SymAffect(EncoderFusionModel):
         csi_rank: int = 1,
         spectral: str = "fft",
         input_norm: str = "instance",
+        gate: str = "shared",
+        pool: str = "attention",
+        band_hz: Sequence[float] = (0.5, 45.0),
         fusion: str = "attention",
         n_heads: int = 4,
         ffn_mult: int = 2,
@@ -120,7 +123,7 @@ class SymAffect(EncoderFusionModel):
         self._n_tokens = resolve_tokens(n_tokens, tuple(modalities))
         self._dtfe_kw = dict(
             d=d, tau=tau, mixer=mixer, mixer_rank=mixer_rank, csi_rank=csi_rank, spectral=spectral,
-            input_norm=input_norm,
+            input_norm=input_norm, gate=gate, pool=pool, band_hz=tuple(band_hz),
         )
         super().__init__(
             dim=tau,

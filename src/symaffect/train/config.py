@@ -146,11 +146,17 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Optimiser and stopping rule (Adam; early stopping on ``monitor``).
+    """Optimiser, schedule and stopping rule (Adam; early stopping on ``monitor``).
 
     ``monitor`` names a logged validation metric; when it names a task the run does not
     have (for example ``val/valence_loss`` for single-task arousal) the run monitors
     the loss of its first task instead (:func:`resolve_monitor`).
+
+    ``schedule``, ``warmup`` and ``grad_clip`` are the training recipe of
+    :mod:`symaffect.train.recipe`: a linear warm-up over ``warmup`` of the planned
+    optimiser steps, then a cosine decay to zero at ``max_epochs`` (or a constant
+    rate), and gradient-norm clipping. The paper's plain Adam is ``schedule:
+    constant, warmup: 0, grad_clip: null``.
     """
 
     lr: float = 1e-4
@@ -159,6 +165,9 @@ class OptimConfig:
     max_epochs: int = 120
     patience: int = 10
     monitor: str = "val/valence_loss"
+    schedule: str = "cosine"
+    warmup: float = 0.05
+    grad_clip: float | None = 1.0
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
@@ -171,6 +180,12 @@ class OptimConfig:
             raise ConfigError(f"optim.max_epochs: must be >= 1, got {self.max_epochs}")
         if self.patience < 1:
             raise ConfigError(f"optim.patience: must be >= 1, got {self.patience}")
+        if self.schedule not in ("cosine", "constant"):
+            raise ConfigError(f"optim.schedule: {self.schedule!r}; allowed: cosine, constant")
+        if not 0 <= self.warmup < 1:
+            raise ConfigError(f"optim.warmup: must be in [0, 1), got {self.warmup}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ConfigError(f"optim.grad_clip: must be > 0 or null, got {self.grad_clip}")
 
 
 @dataclass(frozen=True)

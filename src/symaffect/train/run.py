@@ -301,6 +301,8 @@ def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, call
         alpha=cfg.loss.alpha,
         lr=cfg.optim.lr,
         weight_decay=cfg.optim.weight_decay,
+        schedule=cfg.optim.schedule,
+        warmup=cfg.optim.warmup,
     )
     norm_stats = prepared.fit_norm(fold.train_subjects) if cfg.data.norm.mode == "train_subjects" else None
     dm = AffectDataModule(
@@ -342,6 +344,7 @@ def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, call
         strategy=t.strategy,
         precision=t.precision,
         deterministic=t.deterministic,
+        gradient_clip_val=cfg.optim.grad_clip,
         callbacks=cbs,
         logger=CSVLogger(save_dir=str(fdir), name="logs"),
         default_root_dir=str(fdir),
