@@ -9,7 +9,7 @@ Logged metrics (every name is ``<stage>/<what>``):
 * ``train/<task>_acc``, ``val/<task>_acc``: accuracy on the training batches of the
   epoch (in training mode) and on the validation windows (subset accuracy for the
   multi-label branch).
-* ``lr-Adam``: the learning rate (per step, when a schedule is used).
+* ``lr-Adam``: the learning rate at each epoch's end (a LearningRateMonitor).
 """
 
 from __future__ import annotations

@@ -285,7 +285,7 @@ def train_run(
 def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, callbacks) -> dict | None:
     import lightning as L
     import torch
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
     from symaffect.train.datamodule import AffectDataModule, FoldWindows
@@ -331,7 +331,7 @@ def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, call
         enable_version_counter=False,
         auto_insert_metric_name=False,
     )
-    cbs = [ckpt, *callbacks]
+    cbs = [ckpt, LearningRateMonitor(logging_interval="epoch"), *callbacks]
     if monitor is not None:
         cbs.append(EarlyStopping(monitor=monitor, mode="min", patience=cfg.optim.patience))
     n_batches = max(1, len(dm.train_dataloader()))
