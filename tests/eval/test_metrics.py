@@ -128,3 +128,81 @@ def test_bad_shapes_raise():
         M.classification_metrics(np.array([0, 1]), np.array([0]), n_classes=2)
     with pytest.raises(ValueError):
         M.classification_metrics(np.array([]), np.array([]), n_classes=2)
+
+
+# --- uncertainty over test subjects ------------------------------------------------------
+def test_per_subject_accuracy_by_hand():
+    subjects = np.array([3, 1, 3, 1, 3])
+    ids, acc = M.per_subject_accuracy(subjects, np.array([0, 1, 2, 1, 0]), np.array([0, 0, 2, 1, 1]))
+    assert ids.tolist() == [1, 3]
+    assert acc == pytest.approx([0.5, 2 / 3])
+    # multi-label: a window is right only when its whole label vector is
+    yt = np.array([[1, 0], [1, 1], [0, 0]])
+    yp = np.array([[1, 0], [1, 0], [0, 0]])
+    ids, acc = M.per_subject_accuracy(np.array([5, 5, 7]), yt, yp)
+    assert ids.tolist() == [5, 7] and acc == pytest.approx([0.5, 1.0])
+    ids, means = M.mean_by_subject(np.array([2, 1, 2]), np.array([0.2, 0.4, 0.6]))
+    assert ids.tolist() == [1, 2] and means == pytest.approx([0.4, 0.4])
+    with pytest.raises(ValueError):
+        M.per_subject_accuracy(np.array([1, 2]), np.array([0, 1, 1]), np.array([0, 1, 1]))
+
+
+def test_identical_scores_give_zero_difference_and_p_one():
+    a = np.array([0.3, 0.5, 0.9, 0.1, 0.7])
+    c = M.paired_comparison(a, a.copy(), seed=0)
+    assert c["delta"] == 0 and c["ci_low"] == 0 and c["ci_high"] == 0
+    assert c["p_value"] == 1.0 and c["ties"] == 5 and c["n_subjects"] == 5
+
+
+def test_model_right_where_majority_wrong_is_significant():
+    n = 10
+    c = M.paired_comparison(np.ones(n), np.zeros(n), seed=0)
+    assert c["delta"] == 1.0 and c["ci_low"] == 1.0 and c["ci_high"] == 1.0
+    assert c["exact"] and c["p_value"] == pytest.approx(2 / 2**n)  # only all-+ and all-- are as extreme
+    assert c["wins"] == n and c["losses"] == 0
+    rng = np.random.default_rng(0)
+    model, maj = rng.uniform(0.6, 1.0, size=30), rng.uniform(0.0, 0.4, size=30)
+    c = M.paired_comparison(model, maj, seed=1)
+    assert 0 < c["ci_low"] < c["delta"] < c["ci_high"]
+    assert not c["exact"] and c["p_value"] == pytest.approx(1 / (1 + M.PERMUTATIONS))
+    # the sign is the direction: b better than a gives a negative interval
+    c = M.paired_comparison(maj, model, seed=1)
+    assert c["ci_high"] < 0 and c["delta"] < 0
+
+
+def test_bootstrap_ci_by_hand_and_seeded():
+    # two subjects, differences 0 and 1: resampled means are 0, 0.5, 1 (p = 1/4, 1/2, 1/4)
+    ci = M.paired_bootstrap_ci(np.array([0.0, 1.0]), np.zeros(2), seed=0)
+    assert ci["delta"] == 0.5 and ci["ci_low"] == 0.0 and ci["ci_high"] == 1.0
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(size=12), rng.uniform(size=12)
+    assert M.paired_comparison(a, b, seed=4) == M.paired_comparison(a, b, seed=4)
+    x, y = M.paired_bootstrap_ci(a, b, seed=4), M.paired_bootstrap_ci(a, b, seed=5)
+    assert (x["ci_low"], x["ci_high"]) != (y["ci_low"], y["ci_high"]) and x["delta"] == y["delta"]
+    assert x["ci_low"] < x["delta"] < x["ci_high"]
+    # a 99 % interval is wider than a 90 % one
+    w = lambda c: c["ci_high"] - c["ci_low"]  # noqa: E731
+    assert w(M.paired_bootstrap_ci(a, b, confidence=0.99)) > w(M.paired_bootstrap_ci(a, b, confidence=0.9))
+
+
+def test_sign_flip_test_exact_by_enumeration_and_monte_carlo():
+    import itertools
+
+    d = np.array([0.3, -0.1, 0.2, 0.25, 0.05, -0.02, 0.15])
+    brute = np.mean([abs(np.mean(np.array(s) * d)) >= abs(d.mean()) - 1e-12
+                     for s in itertools.product([-1, 1], repeat=d.size)])
+    t = M.sign_flip_test(d, np.zeros_like(d))
+    assert t["exact"] and t["n_permutations"] == 2**7 and t["p_value"] == pytest.approx(brute)
+    mc = M.sign_flip_test(d, np.zeros_like(d), exact_max=0, n_permutations=20000, seed=3)
+    assert not mc["exact"] and mc["p_value"] == pytest.approx(brute, abs=0.01)
+    assert mc == M.sign_flip_test(d, np.zeros_like(d), exact_max=0, n_permutations=20000, seed=3)
+    assert M.sign_flip_test(np.array([0.7]), np.array([0.2]))["p_value"] == 1.0  # one subject: no evidence
+
+
+def test_paired_comparison_rejects_bad_input():
+    with pytest.raises(ValueError):
+        M.paired_comparison(np.array([]), np.array([]))
+    with pytest.raises(ValueError):
+        M.paired_comparison(np.array([0.1, 0.2]), np.array([0.1]))
+    with pytest.raises(ValueError):
+        M.paired_comparison(np.array([np.nan]), np.array([0.1]))

@@ -16,6 +16,12 @@ Conventions
   ``|pred - true|`` in classes is an error in rating units (:func:`ordinal_metrics`).
 * Aggregation over folds and seeds reports the mean and the sample standard deviation
   (``ddof=1``; 0 for a single value).
+* Comparisons (model vs majority baseline, model vs model) are paired over *test
+  subjects*, the unit that is sampled: :func:`per_subject_accuracy` per test set,
+  :func:`mean_by_subject` to pool a subject's test sets (folds x seeds), then
+  :func:`paired_comparison` (a percentile bootstrap confidence interval of the mean
+  difference, :func:`paired_bootstrap_ci`, and a two-sided sign-flip permutation test,
+  :func:`sign_flip_test`). Randomness comes only from an explicit ``seed``.
 """
 
 from __future__ import annotations
@@ -429,3 +435,229 @@ def aggregate_reports(reports: Sequence[Mapping]) -> dict:
             .tolist()
         )
     return out
+
+
+# --- uncertainty over test subjects ------------------------------------------------------
+BOOTSTRAP_RESAMPLES = 2000
+"""Default number of bootstrap resamples of the test subjects."""
+
+PERMUTATIONS = 10000
+"""Default number of random sign flips when the exact test would be too large."""
+
+EXACT_SIGN_FLIP_MAX = 16
+"""Up to this many subjects the sign-flip test enumerates all ``2**n`` sign vectors."""
+
+
+def per_subject_accuracy(
+    subjects: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy of each subject's windows (exact match of the label vector if multi-label).
+
+    Parameters
+    ----------
+    subjects : ndarray of int, shape (n,)
+        Subject id of every window.
+    y_true, y_pred : ndarray of int, shape (n,) or (n, n_labels)
+        Class ids, or multi-hot rows (a window is right when all its labels are).
+
+    Returns
+    -------
+    ids : ndarray of int, shape (n_subjects,)
+        The subjects, sorted.
+    acc : ndarray of float, shape (n_subjects,)
+        Fraction of each subject's windows predicted right.
+    """
+    subjects = _as_labels(subjects, "subjects")
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
+    _check_pair(yt, yp)
+    if yt.shape[0] != subjects.size:
+        raise ValueError(f"subjects has {subjects.size} windows, y_true {yt.shape[0]}")
+    right = (yt == yp) if yt.ndim == 1 else (yt == yp).reshape(yt.shape[0], -1).all(axis=1)
+    return mean_by_subject(subjects, right.astype(np.float64))
+
+
+def mean_by_subject(subjects: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``values`` per subject (pools one subject's several test sets).
+
+    Parameters
+    ----------
+    subjects : ndarray of int, shape (n,)
+    values : ndarray of float, shape (n,)
+
+    Returns
+    -------
+    ids : ndarray of int, shape (n_subjects,)
+        Sorted.
+    means : ndarray of float, shape (n_subjects,)
+    """
+    subjects = _as_labels(subjects, "subjects")
+    values = np.asarray(values, dtype=np.float64)
+    if values.shape != subjects.shape:
+        raise ValueError(f"subjects {subjects.shape} and values {values.shape} differ in shape")
+    if subjects.size == 0:
+        raise ValueError("no subjects to average over")
+    ids, inv = np.unique(subjects, return_inverse=True)
+    return ids, np.bincount(inv, weights=values) / np.bincount(inv)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"paired scores must be 1-D of one length, got {a.shape} and {b.shape}")
+    if a.size == 0:
+        raise ValueError("no paired subjects to compare")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("paired scores must be finite")
+    return a - b
+
+
+def paired_bootstrap_ci(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Percentile bootstrap confidence interval of ``mean(a - b)`` over paired subjects.
+
+    The subjects (pairs) are resampled with replacement ``n_resamples`` times with
+    ``np.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    a, b : ndarray of float, shape (n_subjects,)
+        Scores of the same subjects under two systems (e.g. model and majority baseline).
+    n_resamples : int
+    confidence : float
+        In (0, 1).
+    seed : int
+
+    Returns
+    -------
+    dict
+        ``delta`` (observed mean difference), ``ci_low``, ``ci_high``, ``confidence``,
+        ``n_resamples``, ``seed``, ``n_subjects``.
+    """
+    d = _paired(a, b)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, d.size, size=(n_resamples, d.size))
+    means = d[idx].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    delta = float(d.mean())
+    if np.ptp(d) == 0:  # every resample has this mean (up to rounding in the last bit)
+        lo = hi = delta
+    return {
+        "delta": delta,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "confidence": float(confidence),
+        "n_resamples": int(n_resamples),
+        "seed": int(seed),
+        "n_subjects": int(d.size),
+    }
+
+
+def sign_flip_test(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_permutations: int = PERMUTATIONS,
+    seed: int = 0,
+    exact_max: int = EXACT_SIGN_FLIP_MAX,
+) -> dict:
+    """Two-sided paired sign-flip (permutation) test of ``mean(a - b) = 0``.
+
+    Under the null hypothesis each subject's difference is as likely to have either sign.
+    With at most ``exact_max`` subjects all ``2**n`` sign vectors are enumerated and the
+    p-value is exact (the smallest possible is ``2 / 2**n``); otherwise ``n_permutations``
+    random sign vectors are drawn with ``np.random.default_rng(seed)`` and
+    ``p = (1 + #{|mean*| >= |mean|}) / (1 + n_permutations)``.
+
+    Parameters
+    ----------
+    a, b : ndarray of float, shape (n_subjects,)
+    n_permutations : int
+    seed : int
+    exact_max : int
+
+    Returns
+    -------
+    dict
+        ``p_value``, ``test`` (``"sign-flip permutation"``), ``exact`` (bool),
+        ``n_permutations`` (sign vectors used), ``n_subjects``.
+    """
+    d = _paired(a, b)
+    n = d.size
+    obs = abs(d.mean())
+    tol = 1e-12 * max(1.0, float(np.abs(d).max()))
+    exact = n <= exact_max
+    if exact:
+        signs = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1) * 2 - 1  # (2**n, n)
+    else:
+        if n_permutations < 1:
+            raise ValueError(f"n_permutations must be >= 1, got {n_permutations}")
+        signs = np.random.default_rng(seed).choice(np.array([-1, 1]), size=(n_permutations, n))
+    hits = int((np.abs(signs @ d / n) >= obs - tol).sum())
+    p = hits / signs.shape[0] if exact else (1 + hits) / (1 + signs.shape[0])
+    return {
+        "p_value": float(min(1.0, p)),
+        "test": "sign-flip permutation",
+        "exact": bool(exact),
+        "n_permutations": int(signs.shape[0]),
+        "n_subjects": int(n),
+    }
+
+
+def paired_comparison(
+    a: np.ndarray,
+    b: np.ndarray,
+    *,
+    n_resamples: int = BOOTSTRAP_RESAMPLES,
+    n_permutations: int = PERMUTATIONS,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Mean difference of paired per-subject scores with a bootstrap CI and a p-value.
+
+    Parameters
+    ----------
+    a, b : ndarray of float, shape (n_subjects,)
+        Scores of the same subjects (e.g. per-subject accuracy of a model and of the
+        majority baseline); positive ``delta`` means ``a`` is higher.
+    n_resamples, confidence
+        See :func:`paired_bootstrap_ci`.
+    n_permutations
+        See :func:`sign_flip_test`.
+    seed : int
+        Seed of both the bootstrap and (when not exact) the sign flips.
+
+    Returns
+    -------
+    dict
+        ``mean_a``, ``mean_b`` (subject-averaged), ``delta``, ``ci_low``, ``ci_high``,
+        ``confidence``, ``p_value``, ``test``, ``exact``, ``n_subjects``,
+        ``n_resamples``, ``n_permutations``, ``seed``, ``wins`` / ``losses`` / ``ties``
+        (subjects with ``a`` above / below / equal to ``b``).
+    """
+    d = _paired(a, b)
+    ci = paired_bootstrap_ci(a, b, n_resamples=n_resamples, confidence=confidence, seed=seed)
+    test = sign_flip_test(a, b, n_permutations=n_permutations, seed=seed)
+    return {
+        "mean_a": float(np.mean(a)),
+        "mean_b": float(np.mean(b)),
+        **ci,
+        "p_value": test["p_value"],
+        "test": test["test"],
+        "exact": test["exact"],
+        "n_permutations": test["n_permutations"],
+        "wins": int((d > 0).sum()),
+        "losses": int((d < 0).sum()),
+        "ties": int((d == 0).sum()),
+    }
