@@ -14,6 +14,7 @@ Run folder layout (``train_run(cfg, data_dir, out_dir)``)::
         logs/version_N/        CSVLogger: metrics.csv, hparams.yaml (one version per attempt)
         result.json            this fold/seed's test report (written when it finished)
         predictions.npz        per test window: subject, trial, start, true_<task>, pred_<task>
+        learning_curves.png    loss and accuracy per epoch from the CSV logs (symaffect.train.curves)
         xgboost/               (xgboost only) one booster per task
 
 ``metrics.json``::
@@ -28,6 +29,8 @@ Run folder layout (``train_run(cfg, data_dir, out_dir)``)::
      "runs": [{"fold", "seed", "train_subjects", "val_subjects", "test_subjects",
                "n_train_windows", "n_val_windows", "n_test_windows", "best_epoch",
                "epochs_trained", "resumed_from_epoch", "checkpoint",
+               "learning_curves" (PNG path relative to the run folder; None if no logs;
+               absent for xgboost), "train_majority_rate": {task: share},
                "tasks": {task: report}}],
      "summary": {task: {"model" | "majority" | "majority_test_oracle" | "prior_random":
                         {metric: {"mean", "std", "n"}}, "kind", "n_classes"}}}
@@ -373,7 +376,27 @@ def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, call
         monitor=monitor,
         best_score=None if ckpt.best_model_score is None else float(ckpt.best_model_score),
     )
+    result["learning_curves"] = _learning_curves(fdir, result, cfg.model.name)
     return result
+
+
+def _learning_curves(fdir: Path, result: dict, model_name: str) -> str | None:
+    """Write ``fdir/learning_curves.png`` from the CSV logs; its path relative to the run
+    folder, or None (with a warning) when the logs are missing or hold no epoch row."""
+    from symaffect.train.curves import write_learning_curves
+
+    try:
+        path = write_learning_curves(
+            fdir,
+            majority=result.get("train_majority_rate"),
+            best_epoch=result.get("best_epoch"),
+            title=f"{model_name} · fold {result['fold']} seed {result['seed']} · "
+                  f"dashed: training-set majority rate",
+        )
+    except (FileNotFoundError, ValueError) as e:
+        log.warning("%s: no learning curves (%s)", fdir, e)
+        return None
+    return str(path.relative_to(fdir.parent))
 
 
 def _resume_point(ckpt_dir: Path) -> tuple[Path | None, int | None]:
@@ -457,8 +480,25 @@ def _result(cfg, fold, seed, train_ds, test_ds, y_pred, tasks, fdir: Path) -> di
         "n_train_windows": int(len(fold.train)),
         "n_val_windows": int(len(fold.val)),
         "n_test_windows": int(len(fold.test)),
+        "train_majority_rate": {t: train_majority_rate(y_train[t]) for t in tasks},
         "tasks": score(cfg.data.task_set, y_true, y_pred, y_train, seed=seed),
     }
+
+
+def train_majority_rate(y_train) -> float | None:
+    """Share of the training windows in their most frequent class (for a multi-hot task:
+    the most frequent label vector); None without training windows.
+
+    The accuracy a model reaches on its training data by predicting one class: the bar
+    its *training* accuracy must clear before it has learned more than the class prior.
+    """
+    y = np.asarray(y_train)
+    if len(y) == 0:
+        return None
+    if y.ndim == 1:
+        return float(np.bincount(y.astype(np.int64)).max() / len(y))
+    _, counts = np.unique(y.astype(np.int64), axis=0, return_counts=True)
+    return float(counts.max() / len(y))
 
 
 def _xgb_fold(cfg, prepared, fold, seed: int, fdir: Path) -> dict:
@@ -626,7 +666,8 @@ def evaluate_run(
                     raise DataError(ckpt, "checkpoint missing")
                 model = _load_lightning_weights(ckpt, cfg.model.name, model_kwargs(cfg, prepared))
                 result = _evaluate_fold(cfg, prepared, fold, seed, model, norm_stats, fdir)
-            for k in ("best_epoch", "epochs_trained", "resumed_from_epoch", "checkpoint", "monitor", "best_score"):
+            for k in ("best_epoch", "epochs_trained", "resumed_from_epoch", "checkpoint", "monitor", "best_score",
+                      "learning_curves"):
                 if k in old:
                     result[k] = old[k]
             write_json(old_path, result)
