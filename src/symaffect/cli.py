@@ -230,14 +230,21 @@ def bench_cmd(
     preset: Annotated[str, typer.Option(help="quick (CPU) or paper (the paper's settings).")] = "quick",
     models: Annotated[Optional[str], typer.Option(help="Comma-separated models (table3-5: default all).")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="Comma-separated training seeds, e.g. 0,1.")] = None,
-    folds: Annotated[int, typer.Option(min=1, help="Repeated subject-wise splits (split seeds 0..N-1).")] = 1,
+    folds: Annotated[int, typer.Option(
+        min=1, help="Subject splits: N-fold subject CV for the 8:2 tables (2, 3, 6, 7; 5 folds = 8:2), N repeated "
+                    "hold-outs with split seeds 0..N-1 for 7:3 / 6:4 (4, 5); 1 = one hold-out (no spread).")] = 5,
     max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's epochs.")] = None,
     train_windows: Annotated[
         Optional[int], typer.Option(min=1, help="Training windows per epoch (random subset; CPU budget).")
     ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
 ) -> None:
-    """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT."""
+    """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT.
+
+    Tables give mean ± std over folds × seeds with the majority baseline beside each number,
+    and differences (vs the majority baseline, vs the paper's model) with a 95 % bootstrap CI
+    and a paired p-value over test subjects.
+    """
     from symaffect.eval.suites import run_suite
 
     _quiet_lightning()
@@ -252,14 +259,21 @@ def bench_cmd(
 
 def _print_suite(obj: dict) -> None:
     from rich.table import Table
+    from rich.text import Text
 
+    pairwise = {(t["task_set"], t["task"]): t for t in obj.get("pairwise_tables", [])}
     for t in obj["tables"]:
-        table = Table(title=t["title"], caption="mean ± std in % (maj = majority baseline)")
-        for h in t["header"]:
-            table.add_column(h, justify="left" if h in ("model",) else "right")
-        for row in t["rows"]:
-            table.add_row(*row)
-        console.print(table)
+        caption = "mean ± std in % (maj = majority baseline); Δ: points, 95 % CI and p over test subjects"
+        groups = [(t, caption)]
+        if (t["task_set"], t["task"]) in pairwise:
+            groups.append((pairwise[(t["task_set"], t["task"])], "paired over test subjects; Δ in points"))
+        for tb, cap in groups:
+            table = Table(title=tb["title"], caption=cap)
+            for h in tb["header"]:
+                table.add_column(h, justify="left" if h in ("model", "comparison") else "right")
+            for row in tb["rows"]:
+                table.add_row(*map(Text, row))  # plain text: "[95 % CI]" cells are not markup
+            console.print(table)
 
 
 @app.command("audit")

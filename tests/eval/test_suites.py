@@ -8,6 +8,7 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from symaffect.errors import ConfigError
@@ -16,6 +17,7 @@ from symaffect.eval.suites import (
     make_config,
     run_dir_name,
     run_suite,
+    split_plan,
     tiny_model_kwargs,
 )
 
@@ -38,13 +40,26 @@ def test_suite_definitions_follow_the_paper():
     t2 = build_suite("table2")
     assert [e.task_set for e in t2.entries] == ["binary_valence", "binary_arousal", "quadrant_multilabel"]
     for name, ratio in (("table3", 0.2), ("table4", 0.3), ("table5", 0.4)):
-        spec = build_suite(name, models=["symaffect", "mlp", "xgboost"])
+        spec = build_suite(name, models=["symaffect", "mlp", "xgboost"], folds=1)
         assert [e.model for e in spec.entries] == ["symaffect", "mlp", "xgboost"]
+        assert spec.reference == "symaffect" and "single split, no spread" in spec.description
         for e in spec.entries:
-            c = e.configs[0]
+            (c,) = e.configs
             assert (c.protocol.name, c.protocol.test_ratio, c.data.task_set) == ("subject_holdout", ratio,
                                                                                   "multitask9")
             assert c.data.eval_stride == "non_overlapping"
+    # default: 5-fold subject CV at 8:2 (one run folder holds every fold), 5 split seeds at 7:3 and 6:4
+    for name in ("table2", "table3", "table6", "table7"):
+        for e in build_suite(name, models=["symaffect", "mlp"]).entries:
+            (c,) = e.configs
+            assert (c.protocol.name, c.protocol.n_splits) == ("subject_kfold", 5)
+    for name, ratio in (("table4", 0.3), ("table5", 0.4)):
+        spec = build_suite(name, models=["mlp"])
+        assert [(c.protocol.name, c.protocol.test_ratio, c.protocol.seed) for c in spec.entries[0].configs] == [
+            ("subject_holdout", ratio, k) for k in range(5)]
+    assert split_plan(0.2, 10)[0]["changes"] == {"protocol.n_splits": 10}
+    assert build_suite("table6").reference == "full model"
+    assert build_suite("table7").reference == "symaffect, learnable weights"
     assert [e.model for e in build_suite("table6").entries] == ["symaffect", "symaffect_no_dtfe",
                                                                 "symaffect_no_fusion"]
     t7 = build_suite("table7")
@@ -59,6 +74,8 @@ def test_suite_definitions_follow_the_paper():
     assert rep.entries[0].configs[0].seeds == (0, 1)
     with pytest.raises(ConfigError):
         build_suite("table9")
+    with pytest.raises(ConfigError):
+        build_suite("table3", folds=0)
 
 
 def test_default_table3_has_every_baseline():
@@ -74,8 +91,8 @@ def test_default_table3_has_every_baseline():
 def test_suite_writes_tables_with_baseline_and_protocol_and_resumes(tiny_data, tmp_path):
     out = tmp_path / "bench"
     calls = []
-    obj = run_suite("table4", tiny_data, out, models=["xgboost"], changes=TINY, model_kwargs=_kw("xgboost"),
-                    progress=False, cache_dir=tmp_path / "cache",
+    obj = run_suite("table4", tiny_data, out, models=["xgboost"], folds=1, changes=TINY,
+                    model_kwargs=_kw("xgboost"), progress=False, cache_dir=tmp_path / "cache",
                     on_run=lambda *a: calls.append(a))
     assert [c[4] for c in calls] == [False]  # trained
     for ext in ("md", "csv", "json", "html"):
@@ -84,14 +101,17 @@ def test_suite_writes_tables_with_baseline_and_protocol_and_resumes(tiny_data, t
     titles = [line for line in md.splitlines() if line.startswith("## Table 4 — ")]
     assert len(titles) == 3  # valence, arousal, liking
     for t in titles:
-        assert "subject-holdout" in t and "7:3" in t and "not leaky" in t
+        assert "subject-holdout" in t and "7:3" in t and "not leaky" in t and "single split, no spread" in t
     table_lines = [line for line in md.splitlines() if line.startswith("| xgboost")]
     assert len(table_lines) == 3 and all("(maj " in line for line in table_lines)
+    assert all(", p = " in line for line in table_lines)  # Δ vs majority [CI], p
     assert "MAE (rating units)" in md and "±1-class acc" in md
     rows = list(csv.DictReader(io.StringIO((out / "table4.csv").read_text())))
     assert {r["metric"] for r in rows} >= {"acc", "macro_f1", "macro_precision", "weighted_f1", "mae",
                                            "within_one"}
     assert all(r["protocol"].startswith("subject-holdout") and r["majority_mean"] != "" for r in rows)
+    acc_rows = [r for r in rows if r["metric"] == "acc"]
+    assert len(acc_rows) == 3 and all(r["delta_vs_majority"] != "" and r["delta_p"] != "" for r in acc_rows)
     js = json.loads((out / "table4.json").read_text())
     assert js["suite"] == "table4" and len(js["tables"]) == 3
     t = js["rows"][0]["tasks"]["valence"]
@@ -105,33 +125,40 @@ def test_suite_writes_tables_with_baseline_and_protocol_and_resumes(tiny_data, t
     run = Path(js["rows"][0]["runs"][0])
     stamp = (run / "metrics.json").stat().st_mtime_ns
     calls.clear()
-    run_suite("table4", tiny_data, out, models=["xgboost"], changes=TINY, model_kwargs=_kw("xgboost"),
+    run_suite("table4", tiny_data, out, models=["xgboost"], folds=1, changes=TINY, model_kwargs=_kw("xgboost"),
               progress=False, cache_dir=tmp_path / "cache", on_run=lambda *a: calls.append(a))
     assert [c[4] for c in calls] == [True]
     assert (run / "metrics.json").stat().st_mtime_ns == stamp
 
 
 def test_repeated_splits_give_mean_and_std(tiny_data, tmp_path):
-    obj = run_suite("table3", tiny_data, tmp_path / "b", models=["xgboost"], folds=2, changes=TINY,
+    obj = run_suite("table4", tiny_data, tmp_path / "b", models=["xgboost"], folds=2, changes=TINY,
                     model_kwargs=_kw("xgboost"), progress=False, cache_dir=tmp_path / "cache")
     row = obj["rows"][0]
     assert len(row["runs"]) == 2 and row["n_runs"] == 2
     assert row["tasks"]["valence"]["model"]["acc"]["n"] == 2
     assert "2 repeated splits" in obj["tables"][0]["title"]
+    assert "no spread" not in obj["tables"][0]["title"]
+    # a subject tested in both hold-outs is averaged over them
+    by = row["tasks"]["valence"]["by_subject"]
+    tested = [s for r in row["splits"] for s in r["test_subjects"]]
+    assert by["n_tests"] == [tested.count(s) for s in by["subjects"]]
 
 
 @pytest.mark.slow
 def test_table2_single_task_and_quadrant_branch(tiny_data, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        obj = run_suite("table2", tiny_data, tmp_path / "b", changes=TINY, model_kwargs=_kw("symaffect"),
+        obj = run_suite("table2", tiny_data, tmp_path / "b", folds=1, changes=TINY, model_kwargs=_kw("symaffect"),
                         progress=False, cache_dir=tmp_path / "cache")
     tasks = [(t["task_set"], t["task"]) for t in obj["tables"]]
     assert tasks == [("binary_valence", "valence"), ("binary_arousal", "arousal"),
                      ("quadrant_multilabel", "quadrant")]
     quad = obj["tables"][2]
-    assert quad["header"][2:] == ["subset Acc", "macro-F1", "macro-Prec", "Hamming Acc"]
+    assert quad["header"][2:-1] == ["subset Acc", "macro-F1", "macro-Prec", "Hamming Acc"]
     assert "(maj " in quad["rows"][0][2]
+    assert quad["header"][-1].startswith("Δ subset Acc vs maj")
+    assert obj["rows"][2]["tasks"]["quadrant"]["vs_majority"]["metric"] == "subset_acc"
     assert len(obj["figures"]["confusion"]) == 2  # the two binary tasks
 
 
@@ -139,3 +166,165 @@ def test_make_config_applies_changes_last():
     cfg = make_config("mlp", changes={"optim.max_epochs": 2}, model_kwargs={"mlp": {"dim": 8}})
     assert cfg.optim.max_epochs == 2 and cfg.model.kwargs == {"dim": 8}
     assert cfg.protocol.name == "subject_holdout"
+
+
+# --- uncertainty over test subjects ------------------------------------------------------
+@pytest.fixture(scope="module")
+def kfold_suite(tiny_data, tmp_path_factory):
+    """table3 with its default split plan (5-fold subject CV) for xgboost and an MLP."""
+    out = tmp_path_factory.mktemp("kfold")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = run_suite("table3", tiny_data, out, models=["xgboost", "mlp"], changes=TINY,
+                        model_kwargs=_kw("xgboost", "mlp"), progress=False, cache_dir=out / "cache")
+    return obj, out
+
+
+def _per_subject_by_hand(row: dict, task: str) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Per-subject model and majority accuracy straight from the runs' predictions.npz."""
+    per: dict[int, list[tuple[float, float]]] = {}
+    for d in row["runs"]:
+        for r in json.loads((Path(d) / "metrics.json").read_text())["runs"]:
+            rep = r["tasks"][task]
+            with np.load(Path(d) / f"fold{r['fold']}-seed{r['seed']}" / "predictions.npz") as z:
+                subj, yt, yp = z["subject"], z[f"true_{task}"], z[f"pred_{task}"]
+            # the stored predictions are the ones the run's report scored
+            assert np.mean(yt == yp) == pytest.approx(rep["model"]["acc"])
+            assert np.mean(yt == rep["majority"]["class"]) == pytest.approx(rep["majority"]["acc"])
+            for s in np.unique(subj):
+                m = subj == s
+                per.setdefault(int(s), []).append((np.mean(yt[m] == yp[m]), np.mean(yt[m] == rep["majority"]["class"])))
+    subjects = sorted(per)
+    model = np.array([np.mean([a for a, _ in per[s]]) for s in subjects])
+    maj = np.array([np.mean([b for _, b in per[s]]) for s in subjects])
+    return subjects, model, maj
+
+
+def test_default_suite_is_5_fold_subject_cv_with_spread(kfold_suite):
+    obj, out = kfold_suite
+    for t in obj["tables"]:
+        assert "subject-kfold" in t["title"] and "5 folds (8:2 per fold)" in t["title"]
+        assert "no spread" not in t["title"]
+    for row in obj["rows"]:
+        assert len(row["runs"]) == 1 and row["n_runs"] == 5 and row["n_splits"] == 5
+        assert row["tasks"]["valence"]["model"]["acc"]["n"] == 5
+        # every one of the 6 subjects is tested exactly once (one training seed)
+        by = row["tasks"]["valence"]["by_subject"]
+        assert by["subjects"] == [1, 2, 3, 4, 5, 6] and by["n_tests"] == [1] * 6
+        assert sorted(s for r in row["splits"] for s in r["test_subjects"]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_delta_vs_majority_is_computed_from_the_predictions(kfold_suite):
+    from symaffect.eval.suites import collect
+
+    obj, out = kfold_suite
+    js = json.loads((out / "table3.json").read_text())
+    assert js["uncertainty"]["unit"] == "test subject" and js["uncertainty"]["n_resamples"] == 2000
+    for row in js["rows"]:
+        for task, tr in row["tasks"].items():
+            subjects, model, maj = _per_subject_by_hand(row, task)
+            assert tr["by_subject"]["subjects"] == subjects
+            assert tr["by_subject"]["model"] == pytest.approx(model.tolist())
+            assert tr["by_subject"]["majority"] == pytest.approx(maj.tolist())
+            vs = tr["vs_majority"]
+            assert vs["delta"] == pytest.approx(np.mean(model - maj))
+            assert vs["ci_low"] <= vs["delta"] <= vs["ci_high"] and 0 < vs["p_value"] <= 1
+            assert vs["n_subjects"] == 6 and vs["exact"] and vs["n_permutations"] == 2**6
+    # the Δ column of every table, in Markdown and HTML
+    for tb in js["tables"]:
+        assert tb["header"][-1] == "Δ Acc vs maj, points [95 % CI], p"
+        assert all(", p = " in row[-1] and "[" in row[-1] for row in tb["rows"])
+    md, html = (out / "table3.md").read_text(), (out / "table3.html").read_text()
+    assert md.count("Δ Acc vs maj, points [95 % CI], p") == 3
+    assert "Δ Acc vs maj, points [95 % CI], p" in html and "bootstrap" in md
+    # seeded: collecting again gives the same intervals and p-values
+    again = collect([(r["label"], [Path(d) for d in r["runs"]]) for r in js["rows"]])
+    assert [r["tasks"]["valence"]["vs_majority"] for r in again["rows"]] == [
+        r["tasks"]["valence"]["vs_majority"] for r in js["rows"]]
+
+
+def test_model_vs_model_pairs_on_subjects(kfold_suite):
+    obj, out = kfold_suite
+    js = json.loads((out / "table3.json").read_text())
+    assert js["reference"] == "xgboost"  # the first model when symaffect is not in the suite
+    rows = {r["label"]: r for r in js["rows"]}
+    assert [(c["task"], c["reference"], c["other"]) for c in js["comparisons"]] == [
+        (t, "xgboost", "mlp") for t in ("valence", "arousal", "liking")]
+    for c in js["comparisons"]:
+        _, a, _ = _per_subject_by_hand(rows["xgboost"], c["task"])
+        _, b, _ = _per_subject_by_hand(rows["mlp"], c["task"])
+        assert c["delta"] == pytest.approx(np.mean(a - b))
+        assert c["mean_a"] == pytest.approx(a.mean()) and c["mean_b"] == pytest.approx(b.mean())
+        assert c["wins"] + c["losses"] + c["ties"] == 6 and c["ci_low"] <= c["delta"] <= c["ci_high"]
+    assert len(js["pairwise_tables"]) == 3
+    pt = js["pairwise_tables"][0]
+    assert pt["rows"][0][0] == "xgboost − mlp" and ", p = " in pt["rows"][0][4]
+    assert "protocol: subject-kfold" in pt["title"]
+    md = (out / "table3.md").read_text()
+    assert md.count("xgboost vs each other model, paired over test subjects") == 3
+    assert "| xgboost − mlp | 6 |" in md
+
+
+def test_model_pairs_with_other_splits_are_refused(kfold_suite, tiny_data):
+    import copy
+
+    from symaffect.errors import DataError
+    from symaffect.eval.suites import collect, compare_rows
+
+    obj, out = kfold_suite
+    xgb, mlp = obj["rows"]
+    assert compare_rows(xgb, mlp, "valence")["delta"] == pytest.approx(obj["comparisons"][0]["delta"])
+    # the same model on a 7:3 hold-out: other splits
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t4 = run_suite("table4", tiny_data, out, models=["xgboost"], folds=1, changes=TINY,
+                       model_kwargs=_kw("xgboost"), progress=False, cache_dir=out / "cache")
+    with pytest.raises(DataError, match="cannot pair 'xgboost' with 'xgboost' on valence: the splits differ"):
+        compare_rows(xgb, t4["rows"][0], "valence")
+    other = copy.deepcopy(mlp)
+    other["splits"][0]["seed"] = 7
+    with pytest.raises(DataError, match="training seeds differ"):
+        compare_rows(xgb, other, "valence")
+    other = copy.deepcopy(mlp)
+    other["splits"][0]["test_subjects"] = [1, 2]
+    with pytest.raises(DataError, match="subjects of subject-kfold split seed 0 fold 0 differ"):
+        compare_rows(xgb, other, "valence")
+    other = copy.deepcopy(mlp)
+    other["tasks"]["valence"]["by_subject"]["pairing_key"] = "0" * 40
+    with pytest.raises(DataError, match="different test windows or labels"):
+        compare_rows(xgb, other, "valence")
+    # a missing predictions file: no per-subject numbers, said in the table note, not a crash
+    run = Path(mlp["runs"][0])
+    pred = run / "fold0-seed0" / "predictions.npz"
+    saved = pred.read_bytes()
+    pred.unlink()
+    try:
+        res = collect([("mlp", [run])])
+    finally:
+        pred.write_bytes(saved)
+    t = res["rows"][0]["tasks"]["valence"]
+    assert t["vs_majority"] is None and "predictions.npz" in t["uncertainty_error"]
+
+
+def test_table2_quadrant_subject_scores_use_subset_accuracy(tiny_data, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = run_suite("table2", tiny_data, tmp_path / "b", models=["xgboost"], folds=2, changes=TINY,
+                        model_kwargs=_kw("xgboost"), progress=False, cache_dir=tmp_path / "cache")
+    quad = obj["rows"][2]
+    assert quad["task_set"] == "quadrant_multilabel" and "2 folds" in quad["protocol_text"]
+    vs = quad["tasks"]["quadrant"]["vs_majority"]
+    assert vs["metric"] == "subset_acc" and vs["n_subjects"] == 6
+    # subset accuracy per subject, by hand, against the majority label vector
+    hits: dict[int, list[float]] = {}
+    for r in json.loads((Path(quad["runs"][0]) / "metrics.json").read_text())["runs"]:
+        vec = np.asarray(r["tasks"]["quadrant"]["majority"]["vector"])
+        with np.load(Path(quad["runs"][0]) / f"fold{r['fold']}-seed{r['seed']}" / "predictions.npz") as z:
+            for s in np.unique(z["subject"]):
+                m = z["subject"] == s
+                yt, yp = z["true_quadrant"][m], z["pred_quadrant"][m]
+                hits[int(s)] = [(yt == yp).all(axis=1).mean(), (yt == vec).all(axis=1).mean()]
+    d = np.array([hits[s][0] - hits[s][1] for s in sorted(hits)])
+    assert vs["delta"] == pytest.approx(d.mean())
+    assert obj["tables"][2]["header"][-1] == "Δ subset Acc vs maj, points [95 % CI], p"
+    assert obj["comparisons"] == []  # one model per task: nothing to pair
