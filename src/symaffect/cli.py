@@ -241,9 +241,7 @@ def bench_cmd(
 ) -> None:
     """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT.
 
-    Tables give mean ± std over folds × seeds with the majority baseline beside each number,
-    and differences (vs the majority baseline, vs the paper's model) with a 95 % bootstrap CI
-    and a paired p-value over test subjects.
+    Mean ± std over folds × seeds, majority baseline beside each number, Δ with 95 % CI and p over test subjects.
     """
     from symaffect.eval.suites import run_suite
 
