@@ -304,20 +304,24 @@ def demo_cmd(
     out: Annotated[Path, typer.Option(help="Folder for the data, the runs and the report.")] = Path(
         "symaffect-demo"
     ),
-    subjects: Annotated[int, typer.Option(min=3, help="Synthetic subjects.")] = 8,
-    trials: Annotated[int, typer.Option(min=2, help="Trials per subject.")] = 16,
+    subjects: Annotated[Optional[int], typer.Option(min=3, help="Synthetic subjects (default: the demo's).")] = None,
+    trials: Annotated[Optional[int], typer.Option(min=2, help="Trials per subject (default: the demo's).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the data and of training.")] = 0,
-    models: Annotated[Optional[str], typer.Option(help="Comma-separated models (default: the demo's three).")] = None,
-    seconds: Annotated[float, typer.Option(hidden=True, help="Trial length incl. 3-s baseline.")] = 63.0,
+    models: Annotated[Optional[str], typer.Option(help="Comma-separated models (default: symaffect,xgboost).")] = None,
+    task_sets: Annotated[Optional[str], typer.Option(
+        help="Comma-separated task sets (default: binary_arousal,binary_valence,multitask9).")] = None,
+    seconds: Annotated[Optional[float], typer.Option(hidden=True, help="Trial length incl. 3-s baseline.")] = None,
     window_seconds: Annotated[Optional[float], typer.Option(hidden=True)] = None,
-    tiny: Annotated[bool, typer.Option("--tiny", hidden=True, help="Tiny models, 1 epoch (tests).")] = False,
+    tiny: Annotated[bool, typer.Option("--tiny", hidden=True, help="Tiny models, 2 short epochs (tests).")] = False,
 ) -> None:
-    """The main job: synthetic DEAP-format data -> the paper's model and two baselines -> report."""
+    """The main job: synthetic DEAP-format data -> the paper's model beside XGBoost and the majority
+    baseline -> did it fit, did it generalise -> report."""
     from symaffect.eval.demo import run_demo
 
     _quiet_lightning()
     run_demo(out, n_subjects=subjects, n_trials=trials, seconds=seconds, seed=seed,
-             models=_split_csv(models), tiny=tiny, window_seconds=window_seconds, console=console)
+             models=_split_csv(models), task_sets=_split_csv(task_sets), tiny=tiny,
+             window_seconds=window_seconds, console=console)
 
 # --- live monitoring (issue 6) -------------------------------------------------------
 
