@@ -197,11 +197,11 @@ def test_explain_returns_every_inspection_tensor():
     assert model.training  # mode restored
     assert set(out["modalities"]) == {"eeg", "peripheral", "eog"}
     assert "csi_affinity" not in out["modalities"]["eog"]  # absent: only its learned gate
-    assert out["modalities"]["eog"]["gate"].shape == (33,)
+    assert out["modalities"]["eog"]["gate"].shape == (8, 33)  # a filter bank: one gate per series
     eeg = out["modalities"]["eeg"]
     assert eeg["csi_affinity"].shape == (2, 32, 32)
     assert eeg["temporal_attention"].shape == (2, 4, 64)
-    assert eeg["gate"].shape == eeg["gate_hz"].shape == (33,)
+    assert eeg["gate"].shape == (8, 33) and eeg["gate_hz"].shape == (33,)
     assert eeg["ch_names"][0] == "Fp1"
     cm = out["cross_modal_attention"]
     assert cm.shape == (2, 3, 3)
@@ -219,3 +219,51 @@ def test_export_copy_switches_gates_without_touching_the_model():
     assert copy_.encoders["eeg"].isi.gate.impl == "matrix"
     x = {m: torch.randn(2, s.n_chans, s.n_times) for m, s in model.specs.items()}
     torch.testing.assert_close(copy_(x)["valence"], model.eval()(x)["valence"], rtol=1e-4, atol=1e-5)
+
+
+def test_filter_bank_gates_are_band_passes_tiling_the_range():
+    gate = FrequencyGate(n_times=256, sfreq=128.0, n_series=8, band_hz=(1.0, 40.0))
+    w, hz = gate.weight.detach(), gate.frequencies()
+    peaks = hz[w.argmax(dim=1)]
+    assert w.shape == (8, 129)
+    assert float(peaks[0]) == pytest.approx(1.0, abs=0.5) and float(peaks[-1]) == pytest.approx(40.0, abs=1.0)
+    assert bool((peaks[1:] > peaks[:-1]).all())  # increasing centres
+    assert float(w.max()) <= 1.0 + 1e-6
+    assert float(w[-1, hz <= 2.0].max()) < 0.01 and float(w[0, hz >= 10.0].max()) < 0.01  # band-pass
+
+
+@pytest.mark.parametrize("impl", ["fft", "dft", "matrix"])
+def test_gated_power_is_the_mean_square_of_the_gated_signal(impl):
+    torch.manual_seed(0)
+    for n_series in (None, 4):
+        gate = FrequencyGate(n_times=64, sfreq=128.0, n_series=n_series, impl=impl)
+        x = torch.randn(3, 4, 64)
+        y, log_power = gate.filter_and_power(x)
+        torch.testing.assert_close(log_power, torch.log(y.square().mean(-1) + 1e-6), rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(gate(x), y, rtol=1e-4, atol=1e-5)
+
+
+def test_power_readout_separates_alpha_from_beta():
+    """A bank gate's log power sees the band of a sine; the shared gate (ones) does not."""
+    t = torch.arange(256) / 128.0
+    alpha = torch.sin(2 * math.pi * 10.0 * t)[None, None]
+    beta = torch.sin(2 * math.pi * 20.0 * t)[None, None]
+    bank = FrequencyGate(n_times=256, sfreq=128.0, n_series=16)
+    hz = bank.frequencies()
+    i10 = int((hz[bank.weight.detach().argmax(1)] - 10).abs().argmin())
+    _, pa = bank.filter_and_power(alpha.expand(1, 16, 256))
+    _, pb = bank.filter_and_power(beta.expand(1, 16, 256))
+    assert float(pa[0, i10] - pb[0, i10]) > 2.0  # the 10-Hz filter passes alpha, not beta
+    shared = FrequencyGate(n_times=256, sfreq=128.0)
+    _, sa = shared.filter_and_power(alpha)
+    _, sb = shared.filter_and_power(beta)
+    assert float((sa - sb).abs().max()) < 1e-4  # same power: no band selection
+
+
+def test_paper_dtfe_variant_keeps_the_papers_gate_and_pooling():
+    paper = build_model("symaffect_paper_dtfe", n_times=64, d=8, tau=8, n_heads=2)
+    enc = paper.encoders["eeg"]
+    assert enc.isi.gate.weight.shape == (33,) and enc.power_norm is None
+    assert enc.embed.in_features == 8
+    default = build_model("symaffect", n_times=64, d=8, tau=8, n_heads=2).encoders["eeg"]
+    assert default.isi.gate.weight.shape == (8, 33) and default.embed.in_features == 16

@@ -80,6 +80,19 @@ class SymAffect(EncoderFusionModel):
         none (the data's own per-subject z-score only). Eq. 2 removes each window's
         level and scale per channel — tonic GSR, temperature, absolute and
         between-channel band power — see docs/RESULTS.md.
+    gate : {"bank", "shared"}
+        ISI frequency gate: a filter bank, one band-pass-initialised gate per latent
+        series (default), or the paper's single gate ``Q_f`` shared by all series.
+    pool : {"attention+power", "attention"}
+        DTFE read-out: the attention-pooled vector plus the log power of each gated
+        series (default), or the paper's attention pooling alone (eq. 21-22).
+    band_hz : (float, float)
+        Centre range of the filter bank.
+
+        The defaults of ``gate`` and ``pool`` depart from the paper: with the paper's
+        choices the model cannot learn band power or a rate (the capability probes of
+        :mod:`symaffect.eval.probes`; ``docs/paper_map.md``). ``symaffect_paper_dtfe``
+        is the model with the paper's choices.
     fusion : {"attention", "concat"}
         Eq. 24-27, or the Table 6 "w/o cross-modal fusion" ablation.
     n_heads, ffn_mult, fusion_dropout, attn_residual
@@ -107,8 +120,8 @@ class SymAffect(EncoderFusionModel):
         csi_rank: int = 1,
         spectral: str = "fft",
         input_norm: str = "instance",
-        gate: str = "shared",
-        pool: str = "attention",
+        gate: str = "bank",
+        pool: str = "attention+power",
         band_hz: Sequence[float] = (0.5, 45.0),
         fusion: str = "attention",
         n_heads: int = 4,
@@ -157,3 +170,15 @@ register_model(
     defaults=EFFICIENT_KWARGS,
 )(SymAffect)
 """``symaffect_efficient``: the same class with :data:`EFFICIENT_KWARGS` as defaults."""
+
+
+PAPER_DTFE_KWARGS: dict = {"gate": "shared", "pool": "attention"}
+"""The DTFE exactly as the paper writes it: one shared frequency gate, attention pooling."""
+
+register_model(
+    "symaffect_paper_dtfe",
+    test_kwargs={"n_times": 64, "d": 16, "tau": 16, "n_heads": 2},
+    defaults=PAPER_DTFE_KWARGS,
+)(SymAffect)
+"""``symaffect_paper_dtfe``: the same class with the paper's DTFE read-out (the ablation
+that shows what the filter bank and the power read-out add)."""
