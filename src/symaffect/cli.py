@@ -102,12 +102,17 @@ def explain_cmd(
     out: Annotated[Optional[Path], typer.Option(help="Figure folder (default RUN_DIR/explain).")] = None,
     n_windows: Annotated[int, typer.Option(min=1, help="Test windows to average over.")] = 64,
 ) -> None:
-    """Figures of what the model attends to: CSI channel affinities, ISI gate vs Hz, attention."""
+    """Figures of what the model attends to: CSI channel affinities, ISI gate vs Hz, attention.
+
+    Says (on the figure and here) when a learned quantity has no structure.
+    """
     from symaffect.eval.explain import explain_run
 
-    paths = explain_run(run_dir, data, out_dir=out, n_windows=n_windows)
-    for p in paths:
+    figs = explain_run(run_dir, data, out_dir=out, n_windows=n_windows)
+    for p in figs.paths:
         console.print(str(p), highlight=False)
+    for note in figs.notes:
+        console.print(f"note: {note}", highlight=False, markup=False)
 
 
 # --- training and experiments (issue 5) ----------------------------------------------

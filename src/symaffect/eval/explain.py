@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from symaffect.errors import DataError
+
+if TYPE_CHECKING:
+    from symaffect.models.figures import ExplainFigures
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +25,7 @@ def explain_run(
     n_windows: int = 64,
     seed: int = 0,
     cache_dir: str | Path | None = None,
-) -> list[Path]:
+) -> ExplainFigures:
     """Write the model's explanation figures for test windows of the run's first fold.
 
     The windows come from the run's own ``splits.json`` (so they are windows the model
@@ -38,8 +42,11 @@ def explain_run(
 
     Returns
     -------
-    list of Path
-        The PNG files written (see :func:`symaffect.models.figures.write_explain_figures`).
+    ExplainFigures
+        ``paths``: the PNG files written; ``notes``: one line per learned quantity that
+        has no structure (a CSI affinity within 1 % of uniform, a flat ISI gate, uniform
+        temporal attention), also drawn on its figure (see
+        :func:`symaffect.models.figures.write_explain_figures`).
     """
     from symaffect.data.protocols import load_splits
     from symaffect.models.checkpoint import load_checkpoint
@@ -71,6 +78,8 @@ def explain_run(
     out = Path(out_dir) if out_dir is not None else run / "explain"
     model.eval()
     with torch.inference_mode():
-        paths = write_explain_figures(model, batch["x"], out)
-    log.info("wrote %d figures to %s from %d test windows of fold 0", len(paths), out, len(pos))
-    return paths
+        figs = write_explain_figures(model, batch["x"], out)
+    log.info("wrote %d figures to %s from %d test windows of fold 0", len(figs.paths), out, len(pos))
+    for note in figs.notes:
+        log.info("%s", note)
+    return figs
