@@ -78,6 +78,7 @@ def test_demo_cli_tiny_writes_report_json_and_curves(tmp_path):
                     assert rec["fitted"] is None and rec["learning_curves"] == []
                     continue
                 (fit,) = rec["fit"]
+                assert fit["best_epoch"] == run["best_epoch"] and fit["epochs_trained"] == run["epochs_trained"]
                 from symaffect.train.curves import read_epoch_metrics
 
                 logs = read_epoch_metrics(run_dir / "fold0-seed0")
@@ -140,7 +141,10 @@ def test_demo_budget_constants_drive_the_runs(tmp_path, monkeypatch):
 def test_demo_changes_follow_the_constants(monkeypatch):
     monkeypatch.setattr(D, "DEMO_EPOCHS", 13)
     monkeypatch.setattr(D, "DEMO_WINDOWS_PER_EPOCH", 1500)
-    assert D.demo_changes() == {"optim.max_epochs": 13, "trainer.max_train_windows_per_epoch": 1500}
+    monkeypatch.setattr(D, "DEMO_PATIENCE", 20)
+    monkeypatch.setattr(D, "DEMO_VAL_RATIO", 0.25)
+    assert D.demo_changes() == {"optim.max_epochs": 13, "trainer.max_train_windows_per_epoch": 1500,
+                                "optim.patience": 20, "protocol.val_ratio": 0.25}
     monkeypatch.setattr(D, "DEMO_PROTOCOL", "subject_kfold")
     monkeypatch.setattr(D, "DEMO_N_SPLITS", 3)
     assert D.demo_changes()["protocol.n_splits"] == 3
@@ -151,6 +155,7 @@ def test_demo_changes_follow_the_constants(monkeypatch):
         ("symaffect", "multitask9"), ("xgboost", "multitask9")]
     cfg = spec.entries[0].configs[0]
     assert cfg.protocol.name == "subject_kfold" and cfg.protocol.n_splits == 3 and cfg.optim.max_epochs == 13
+    assert cfg.optim.patience == 20 and cfg.protocol.val_ratio == 0.25
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,14 @@ DEMO_EPOCHS: int = 10
 DEMO_WINDOWS_PER_EPOCH: int | None = 1024
 """Training windows drawn afresh each epoch (None: all of them)."""
 
+DEMO_PATIENCE: int = 3
+"""Early-stopping patience in epochs on the validation loss of the first task (the quick
+preset's). The kept checkpoint is the epoch of lowest validation loss; with one
+validation subject that loss is noisy, and the demo says which epoch was kept."""
+
+DEMO_VAL_RATIO: float = 0.125
+"""Share of the non-test subjects held out for validation (early stopping; 1 of 8 here)."""
+
 DEMO_PROTOCOL: str = "subject_holdout"
 """``subject_holdout`` (one split) or ``subject_kfold`` (:data:`DEMO_N_SPLITS` folds,
 every subject tested once; k times the training time)."""
@@ -120,8 +128,9 @@ def demo_changes(*, tiny: bool = False, window_seconds: float | None = None) -> 
     if tiny:
         changes.update(TINY_CHANGES)
     else:
-        changes.update({"optim.max_epochs": DEMO_EPOCHS,
-                        "trainer.max_train_windows_per_epoch": DEMO_WINDOWS_PER_EPOCH})
+        changes.update({"optim.max_epochs": DEMO_EPOCHS, "optim.patience": DEMO_PATIENCE,
+                        "trainer.max_train_windows_per_epoch": DEMO_WINDOWS_PER_EPOCH,
+                        "protocol.val_ratio": DEMO_VAL_RATIO})
     if window_seconds is not None:
         changes["data.window.window_seconds"] = float(window_seconds)
     return changes
@@ -131,8 +140,8 @@ def budget() -> dict[str, Any]:
     """The budget constants as they are now (written into ``demo.json``)."""
     return {
         "subjects": DEMO_SUBJECTS, "trials": DEMO_TRIALS, "seconds": DEMO_SECONDS,
-        "epochs": DEMO_EPOCHS, "windows_per_epoch": DEMO_WINDOWS_PER_EPOCH,
-        "protocol": DEMO_PROTOCOL, "test_ratio": DEMO_TEST_RATIO, "n_splits": DEMO_N_SPLITS,
+        "epochs": DEMO_EPOCHS, "windows_per_epoch": DEMO_WINDOWS_PER_EPOCH, "patience": DEMO_PATIENCE,
+        "val_ratio": DEMO_VAL_RATIO, "protocol": DEMO_PROTOCOL, "test_ratio": DEMO_TEST_RATIO, "n_splits": DEMO_N_SPLITS,
         "task_sets": list(DEMO_TASK_SETS), "fit_margin": FIT_MARGIN, "alpha": ALPHA,
     }
 
@@ -376,7 +385,9 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
         ``majority_acc``, ``model_macro_f1``, ``majority_macro_f1``, for 9-class tasks
         ``model_mae`` / ``majority_mae`` / ``model_within_one`` / ``majority_within_one``;
         ``fitted`` (bool, or None for a model without epochs), ``fit`` (per run:
-        :func:`fit_check`), ``generalised`` (bool), ``beyond_noise`` (bool),
+        :func:`fit_check` plus ``fold``, ``seed``, ``best_epoch`` — the epoch of the
+        checkpoint that was tested — and ``epochs_trained``), ``generalised`` (bool),
+        ``beyond_noise`` (bool),
         ``comparison`` (:func:`~symaffect.eval.metrics.paired_comparison` of per-subject
         accuracies, plus ``min_p_value``), ``noise_verdict`` (``"yes"``, ``"no"``, or
         ``"cannot tell"`` when the test subjects are too few for p < :data:`ALPHA`),
@@ -410,7 +421,8 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
                        majority_within_one=mean("majority", "within_one"))
         deep = all(r.get("epochs_trained") is not None for _, r in runs)
         if deep:
-            fits = [{"fold": r["fold"], "seed": r["seed"],
+            fits = [{"fold": r["fold"], "seed": r["seed"], "best_epoch": r.get("best_epoch"),
+                     "epochs_trained": r.get("epochs_trained"),
                      **fit_check(d / f"fold{r['fold']}-seed{r['seed']}", task,
                                  r.get("train_majority_rate", {}).get(task))} for d, r in runs]
             flags = [f["fitted"] for f in fits]
@@ -467,6 +479,9 @@ def _fit_text(r: Mapping) -> str:
 
 def _generalise_text(r: Mapping) -> str:
     txt = f"test acc {_pct(r['model_acc'])} vs majority {_pct(r['majority_acc'])}"
+    kept = sorted({f["best_epoch"] for f in r["fit"] if f.get("best_epoch") is not None})
+    if kept:
+        txt += f" (tested checkpoint: epoch {', '.join(map(str, kept))}, lowest validation loss)"
     if "model_mae" in r:
         txt += (f", MAE {r['model_mae']:.2f} vs {r['majority_mae']:.2f}, ±1-class acc "
                 f"{_pct(r['model_within_one'])} vs {_pct(r['majority_within_one'])}")
@@ -640,8 +655,9 @@ def _report(obj: Mapping, out: Path):
         f"Models: {', '.join(obj['models'])} (the paper's DTFE + cross-modal fusion model; XGBoost on per-window "
         "band powers and signal statistics), each beside the majority baseline.",
         f"Training: the `quick` preset limited to {ch.get('optim.max_epochs')} epoch(s) of at most "
-        f"{ch.get('trainer.max_train_windows_per_epoch', 'all')} random training windows each (early stopping "
-        "on the validation loss of the first task), one seed.",
+        f"{ch.get('trainer.max_train_windows_per_epoch', 'all')} random training windows each, early stopping "
+        f"after {ch.get('optim.patience', 3)} epochs without a lower validation loss of the first task (the "
+        "checkpoint of the lowest one is tested), one seed.",
         f"Verdicts: *fitted* = final-epoch training accuracy above the training-set majority rate by "
         f"{100 * b['fit_margin']:.0f} points and the task's training loss lower at the last epoch than at the "
         "first; *generalised* = test accuracy above the majority baseline; *beyond noise* = the per-subject "
@@ -701,10 +717,12 @@ __all__ = [
     "ALPHA",
     "DEMO_EPOCHS",
     "DEMO_MODELS",
+    "DEMO_PATIENCE",
     "DEMO_PROTOCOL",
     "DEMO_SUBJECTS",
     "DEMO_TASK_SETS",
     "DEMO_TRIALS",
+    "DEMO_VAL_RATIO",
     "DEMO_WINDOWS_PER_EPOCH",
     "FIT_MARGIN",
     "assess",
