@@ -69,6 +69,20 @@ def test_read_merges_versions_later_wins_and_skips_empty_cells(tmp_path):
     assert tasks_of(rows) == ["arousal"]
 
 
+def test_an_epoch_cut_short_in_a_later_version_does_not_replace_a_finished_one(tmp_path):
+    fdir = tmp_path / "f"
+    _csv(fdir, 0, [*_epoch(0, 4, tr_acc=0.5, tr_loss=0.7, va_acc=0.5, va_loss=0.71),
+                   *_epoch(1, 9, tr_acc=0.6, tr_loss=0.6, va_acc=0.55, va_loss=0.69)])
+    # resumed from an older checkpoint, killed again inside epoch 1: lr and step rows only
+    _csv(fdir, 1, [",0.001,5,,,,,,,,", "1,,7,,,,0.9,,,,"])
+    rows = read_epoch_metrics(fdir)
+    assert [r["epoch"] for r in rows] == [0, 1] and rows[1]["train/arousal_acc"] == 0.6
+    _csv(fdir, 0, [",0.001,0,,,,,,,,", "0,,2,,,,0.9,,,,"])  # only a cut-short first epoch anywhere
+    (fdir / "logs" / "version_1" / "metrics.csv").unlink()
+    with pytest.raises(ValueError, match="no epoch-level rows"):
+        read_epoch_metrics(fdir)
+
+
 def test_single_epoch_and_nan_cells(tmp_path):
     fdir = tmp_path / "f"
     header = HEADER + ",train/valence_acc,val/valence_acc"

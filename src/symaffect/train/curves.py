@@ -92,7 +92,8 @@ def _read_version(path: Path) -> dict[int, dict[str, float]]:
                 row.setdefault(k, v)
             pending = {}
         row.update(cells)
-    return rows
+    # an epoch cut short by a kill has step rows (and the lr) only: not an epoch's result
+    return {e: r for e, r in rows.items() if any(not k.startswith("lr-") for k in r)}
 
 
 def read_epoch_metrics(fdir: str | Path) -> list[dict[str, float]]:
@@ -110,7 +111,8 @@ def read_epoch_metrics(fdir: str | Path) -> list[dict[str, float]]:
         holding only the metrics logged at that epoch. ``train/loss_epoch`` appears as
         ``train/loss`` (Lightning's ``_epoch`` suffix is removed; ``_step`` columns are
         dropped). Where two versions logged the same epoch, the later version's row
-        replaces the earlier one (the resumed attempt re-ran that epoch).
+        replaces the earlier one (the resumed attempt re-ran that epoch); an epoch that
+        logged no epoch-level metric (cut short by a kill) is left out.
 
     Raises
     ------
