@@ -23,7 +23,9 @@ def main() -> None:
     """Entry point: user-facing errors become one line on stderr and exit code 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # an Exit(code) raised by a command is returned here
+        if isinstance(rc, int) and rc:
+            sys.exit(rc)
     except SymaffectError as e:
         err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -327,6 +329,50 @@ def demo_cmd(
     run_demo(out, n_subjects=subjects, n_trials=trials, seconds=seconds, seed=seed,
              models=_split_csv(models), task_sets=_split_csv(task_sets), tiny=tiny,
              window_seconds=window_seconds, console=console)
+
+
+@app.command("probe")
+def probe_cmd(
+    model: Annotated[str, typer.Option(help="Registered model.")] = "symaffect",
+    probes: Annotated[Optional[str], typer.Option(
+        help="Comma-separated probes (default all: frequency, band_power, cross_channel, fusion, multi_task).")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps per probe and seed.")] = 250,
+) -> None:
+    """Capability probes: can the model learn a rate, band power, a correlation, ...? (exit 1 if a seed fails)"""
+    from rich.table import Table
+
+    from symaffect.errors import ConfigError
+    from symaffect.eval.probes import PROBES, run_probe
+    from symaffect.models.registry import list_models
+
+    names = _split_csv(probes) or list(PROBES)
+    unknown = [n for n in names if n not in PROBES]
+    if unknown:
+        raise ConfigError(f"--probes: unknown {', '.join(unknown)}; known: {', '.join(PROBES)}")
+    if model not in list_models():
+        raise ConfigError(f"--model: {model!r} is not a registered model; known: {', '.join(list_models())}")
+    try:
+        seed_list = _split_csv(seeds, int) or [0]
+    except ValueError as e:
+        raise ConfigError(f"--seeds: {seeds!r} is not a comma-separated list of integers") from e
+    table = Table(title=f"capability probes · {model} · {steps} steps · held-out windows",
+                  caption="solved = every task >= 90 % held-out accuracy (chance 50 %)")
+    for col in ("probe", "seed", "held-out acc", "train acc", "loss first → last 10 %", "solved"):
+        table.add_column(col, justify="left" if col == "probe" else "right")
+    failed = 0
+    for name in names:
+        for sd in seed_list:
+            r = run_probe(name, model, seed=sd, steps=steps)
+            ok = r.solved()
+            failed += not ok
+            table.add_row(name, str(sd), " / ".join(f"{100 * a:.0f} %" for a in r.test_acc.values()),
+                          " / ".join(f"{100 * a:.0f} %" for a in r.train_acc.values()),
+                          f"{r.loss_start:.3f} → {r.loss_end:.3f}", "yes" if ok else "[bold red]no[/]")
+    console.print(table)
+    if failed:
+        raise typer.Exit(1)
+
 
 # --- live monitoring (issue 6) -------------------------------------------------------
 

@@ -58,3 +58,20 @@ def test_papers_dtfe_cannot_learn_band_power():
     res = run_probe("band_power", "symaffect_paper_dtfe", seed=0)
     assert res.test_acc["arousal"] < 0.7
     assert res.train_acc["arousal"] > res.test_acc["arousal"] + 0.1  # it memorises instead
+
+
+def test_probe_command_prints_a_table_and_fails_when_a_seed_fails():
+    import subprocess
+    import sys
+
+    exe = [sys.executable, "-c", "from symaffect.cli import main; main()", "probe"]
+    ok = subprocess.run([*exe, "--probes", "cross_channel", "--seeds", "0", "--steps", "150"],
+                        capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert "cross_channel" in ok.stdout and "yes" in ok.stdout
+    # the paper's DTFE cannot learn band power: the command says so with exit code 1
+    bad = subprocess.run([*exe, "--model", "symaffect_paper_dtfe", "--probes", "band_power", "--seeds", "0"],
+                         capture_output=True, text=True, env={"COLUMNS": "200", "PATH": ""}, timeout=300)
+    assert bad.returncode == 1 and "no" in bad.stdout
+    usage = subprocess.run([*exe, "--probes", "nope"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and usage.stderr.strip().count("\n") == 0 and "nope" in usage.stderr

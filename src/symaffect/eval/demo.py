@@ -54,8 +54,9 @@ log = logging.getLogger(__name__)
 
 # --- the demo's budget (tune here) -------------------------------------------------------
 DEMO_SUBJECTS: int = 14
-"""Synthetic subjects. With :data:`DEMO_TEST_RATIO` 0.4: 6 test, 1 validation, 7 training
-subjects (6 is the fewest for which an exact sign-flip test can reach p < 0.05)."""
+"""Synthetic subjects. With :data:`DEMO_TEST_RATIO` 0.4: 6 test subjects, and the 8 others
+split 6 training : 2 validation (6 is the fewest test subjects for which an exact
+sign-flip test can reach p < 0.05)."""
 
 DEMO_TRIALS: int = 20
 """Trials per subject (each gives 11 training windows of 10 s at the quick preset's 5-s
@@ -75,8 +76,8 @@ DEMO_PATIENCE: int = 3
 preset's). The kept checkpoint is the epoch of lowest validation loss; with one
 validation subject that loss is noisy, and the demo says which epoch was kept."""
 
-DEMO_VAL_RATIO: float = 0.125
-"""Share of the non-test subjects held out for validation (early stopping; 1 of 8 here)."""
+DEMO_VAL_RATIO: float = 0.25
+"""Share of the non-test subjects held out for validation (early stopping; 2 of 8 here)."""
 
 DEMO_PROTOCOL: str = "subject_holdout"
 """``subject_holdout`` (one split) or ``subject_kfold`` (:data:`DEMO_N_SPLITS` folds,
