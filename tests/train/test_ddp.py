@@ -72,7 +72,7 @@ def test_ddp_two_cpu_processes_match_single_process(tiny_data, cache_dir, tmp_pa
     assert m_ddp["runs"][0]["epochs_trained"] == m_single["runs"][0]["epochs_trained"] == 2
 
     def weights(run):
-        ck = torch.load(run / "fold0-seed0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+        ck = torch.load(run / "fold0-seed0" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
         return ck["state_dict"], ck["global_step"]
 
     (w1, steps1), (w2, steps2) = weights(single), weights(ddp)
@@ -86,7 +86,7 @@ def test_ddp_two_cpu_processes_match_single_process(tiny_data, cache_dir, tmp_pa
     from symaffect.train.module import AffectModule
 
     L.seed_everything(0, workers=True, verbose=False)
-    hp = torch.load(single / "fold0-seed0" / "checkpoints" / "last.ckpt", weights_only=False)["hyper_parameters"]
+    hp = torch.load(single / "fold0-seed0" / "checkpoints" / "last.ckpt", weights_only=True)["hyper_parameters"]
     w0 = AffectModule(**hp).state_dict()
     moved = max(float((w1[k] - w0[k]).abs().max()) for k in w1)
     assert moved > 1e-3, moved

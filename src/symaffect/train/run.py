@@ -361,13 +361,14 @@ def _torch_fold(cfg, prepared, fold, seed: int, fdir: Path, progress: bool, call
     resume_from, resumed_from = _resume_point(ckpt_dir)
     if resume_from is not None:
         log.info("fold %d seed %d: resuming from %s (epoch %d)", fold.fold, seed, resume_from, resumed_from)
-    trainer.fit(module, datamodule=dm, ckpt_path=None if resume_from is None else str(resume_from))
+    trainer.fit(module, datamodule=dm, ckpt_path=None if resume_from is None else str(resume_from),
+                weights_only=True)
     if not trainer.is_global_zero:
         return None
     best = Path(ckpt.best_model_path) if monitor is not None and ckpt.best_model_path else last
     model = _load_lightning_weights(best, cfg.model.name, kwargs)
     result = _evaluate_fold(cfg, prepared, fold, seed, model, norm_stats, fdir)
-    ck = torch.load(best, map_location="cpu", weights_only=False)
+    ck = load_lightning_checkpoint(best)
     result.update(
         best_epoch=int(ck["epoch"]),
         epochs_trained=int(trainer.current_epoch),
@@ -409,20 +410,56 @@ def _resume_point(ckpt_dir: Path) -> tuple[Path | None, int | None]:
         if not path.exists():
             continue
         try:
-            return path, int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
-        except Exception as e:  # noqa: BLE001 - any damage: try the next one
-            log.warning("cannot resume from %s (%s); ignoring it", path, type(e).__name__)
+            return path, int(load_lightning_checkpoint(path)["epoch"])
+        except DataError as e:  # damaged or not data-only: never loaded, moved aside
+            log.warning("cannot resume from %s (%s); ignoring it", path, e)
             path.replace(path.with_suffix(".ckpt.damaged"))
     return None, None
 
 
-def _load_lightning_weights(path: Path, name: str, kwargs: dict):
-    """The registered model inside a Lightning checkpoint of :class:`AffectModule`."""
+def load_lightning_checkpoint(path: Path, *, root: Path | None = None) -> dict:
+    """Read a Lightning checkpoint as data only: tensors and plain containers, never code.
+
+    Every checkpoint the package reads goes through here (``torch.load`` with
+    ``weights_only=True``: a crafted pickle raises instead of running).
+
+    Parameters
+    ----------
+    path : Path
+    root : Path, optional
+        The run folder: ``path`` must resolve inside it (a ``result.json`` cannot point
+        the loader at a file elsewhere).
+
+    Raises
+    ------
+    DataError
+        ``path`` is outside ``root``, missing, or not a data-only checkpoint.
+    """
+    import pickle
+
     import torch
 
+    path = Path(path)
+    if root is not None and not path.resolve().is_relative_to(Path(root).resolve()):
+        raise DataError(path, f"checkpoint is outside the run folder {root}; refusing to read it")
+    if not path.is_file():
+        raise DataError(path, "checkpoint missing")
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, IndexError,
+            KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:  # undecodable bytes
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(path, f"not a data-only checkpoint ({msg})") from e
+    if not isinstance(ck, dict) or "state_dict" not in ck or "epoch" not in ck:
+        raise DataError(path, "not a Lightning checkpoint (no state_dict / epoch)")
+    return ck
+
+
+def _load_lightning_weights(path: Path, name: str, kwargs: dict, *, root: Path | None = None):
+    """The registered model inside a Lightning checkpoint of :class:`AffectModule`."""
     from symaffect.models.registry import build_model
 
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = load_lightning_checkpoint(path, root=root)
     state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
     model = build_model(name, **kwargs)
     model.load_state_dict(state)
@@ -552,7 +589,7 @@ def _export_model(cfg, prepared, ckpt_path: Path, dest: Path, *, fold: int, seed
     from symaffect.models.checkpoint import save_checkpoint
 
     kwargs = model_kwargs(cfg, prepared)
-    model = _load_lightning_weights(ckpt_path, cfg.model.name, kwargs)
+    model = _load_lightning_weights(ckpt_path, cfg.model.name, kwargs, root=dest.parent)
     w = cfg.data.window
     extra = {
         "config": cfg.to_dict(),
@@ -661,10 +698,8 @@ def evaluate_run(
             if cfg.model.name in NON_TORCH_MODELS:
                 result = _xgb_evaluate(cfg, prepared, fold, seed, fdir, norm_stats)
             else:
-                ckpt = run / old["checkpoint"]
-                if not ckpt.is_file():
-                    raise DataError(ckpt, "checkpoint missing")
-                model = _load_lightning_weights(ckpt, cfg.model.name, model_kwargs(cfg, prepared))
+                ckpt = run / str(old.get("checkpoint", ""))
+                model = _load_lightning_weights(ckpt, cfg.model.name, model_kwargs(cfg, prepared), root=run)
                 result = _evaluate_fold(cfg, prepared, fold, seed, model, norm_stats, fdir)
             for k in ("best_epoch", "epochs_trained", "resumed_from_epoch", "checkpoint", "monitor", "best_score",
                       "learning_curves"):
