@@ -12,6 +12,7 @@ Configurations:
   learning rate, no warm-up, no clipping).
 * ``symaffect_paper_dtfe + recipe``: the DTFE as the paper writes it (one shared
   frequency gate, attention pooling only).
+* each of the two DTFE departures alone (``--configs 3,4``).
 
     .venv/bin/python benchmarks/probe_matrix.py --seeds 0,1,2,3,4
 """
@@ -33,6 +34,10 @@ CONFIGS = {
     "symaffect + paper recipe (constant lr, no warm-up, no clipping)": (
         "symaffect", {"schedule": "constant", "warmup": 0.0, "grad_clip": None}),
     "symaffect_paper_dtfe + recipe": ("symaffect_paper_dtfe", {}),
+    "shared gate + power read-out, recipe": (
+        "symaffect", {"model_kwargs": {"gate": "shared", "pool": "attention+power"}}),
+    "filter bank + attention read-out only, recipe": (
+        "symaffect", {"model_kwargs": {"gate": "bank", "pool": "attention"}}),
 }
 
 
@@ -53,31 +58,34 @@ def main() -> None:
     t0 = time.perf_counter()
     for label, (model, recipe) in items:
         for name in probes:
-            accs, solved = [], 0
+            accs, train, solved = [], [], 0
             for s in seeds:
                 r = run_probe(name, model, seed=s, **recipe)
                 acc = min(r.test_acc.values())
                 accs.append(acc)
+                train.append(min(r.train_acc.values()))
                 solved += r.solved()
                 raw.append({"config": label, "probe": name, "seed": s, "test_acc": r.test_acc,
                             "train_acc": r.train_acc, "loss_start": r.loss_start,
                             "loss_end": r.loss_end, "seconds": r.seconds})
                 print(f"{label} | {name} | seed {s}: {r.test_acc} ({r.seconds:.1f} s)", flush=True)
             rows.append(f"| {label} | {name} | {' / '.join(f'{100 * a:.0f}' for a in accs)} | "
-                        f"{solved} of {len(seeds)} |")
+                        f"{solved} of {len(seeds)} | {' / '.join(f'{100 * a:.0f}' for a in train)} |")
     minutes = (time.perf_counter() - t0) / 60
     text = "\n".join([
         "# Capability probes over seeds",
         "",
-        f"Command: `.venv/bin/python benchmarks/probe_matrix.py --seeds {args.seeds}` "
+        f"Command: `.venv/bin/python benchmarks/probe_matrix.py --seeds {args.seeds}"
+        + (f" --probes {args.probes}" if args.probes != ",".join(PROBES) else "")
+        + (f" --configs {args.configs} --out {args.out}" if args.configs else "") + "` "
         f"({minutes:.1f} min on this 2-core machine, one torch thread).",
         "",
         "Held-out accuracy (%) per seed (for multi-task: the worst of the three tasks); "
         "chance is 50 %. Solved = every task >= 90 %. 250 optimiser steps of batch 32 "
         "on 768 training windows, 256 held-out windows; d = tau = 32, low-rank mixer.",
         "",
-        "| configuration | probe | held-out acc per seed | seeds solved |",
-        "|---|---|---|---|",
+        "| configuration | probe | held-out acc per seed | seeds solved | training acc per seed |",
+        "|---|---|---|---|---|",
         *rows,
         "",
     ])
