@@ -171,3 +171,41 @@ def test_single_task_session_has_no_quadrants():
     assert not any("nan" in line for line in d.summary)
     text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", render_html(d))
     assert "Session report" in text and "nan" not in text.lower()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 14, 15])
+def test_short_or_killed_session_is_reportable(n, tmp_path):
+    """A session stopped (or killed) after n hops: CLI report (HTML + PDF) and the moving mean."""
+    import warnings
+
+    from symaffect.cli import app
+
+    db = tmp_path / "s.db"
+    with SessionStore(db) as s:
+        sid = s.create_session("P-short", "m")  # never ended: as after a SIGKILL
+        for i in range(n):
+            s.add_prediction(sid, session_data.make_prediction(float(i), 6.0, 4.0, 5.0))
+        s.add_segment(sid, "late", float(n) + 30.0)  # marked after the last hop
+    out = tmp_path / "r.html"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # e.g. a collapsed layout
+        res = CliRunner().invoke(app, ["report", str(sid), "--db", str(db), "--out", str(out), "--pdf"])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert html.startswith("<!DOCTYPE html>") and "P-short" in html
+    assert out.with_suffix(".pdf").read_bytes().startswith(b"%PDF")
+    d = load_report_data(db, sid)
+    assert len(d.series) == n
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 14, 15, 16, 40])
+@pytest.mark.parametrize("w", [3, 15])
+def test_moving_mean_keeps_the_length(n, w):
+    from symaffect.stream.report import _moving_mean
+
+    y = np.arange(n, dtype=float)
+    m = _moving_mean(y, w)
+    assert m.shape == (n,)
+    if n:
+        h = w // 2
+        assert m[n // 2] == pytest.approx(y[max(0, n // 2 - h): n // 2 + h + 1].mean())

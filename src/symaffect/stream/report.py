@@ -547,13 +547,19 @@ def trajectory_figure(data: ReportData):
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
     top = axes[0]
+    x_max = max(x_end, 1e-3) * 60  # labels stay above the drawn time range (s)
     for j, seg in enumerate(data.segments):
         end = seg.end if seg.end is not None else x_end * 60
+        if seg.start >= x_max:
+            continue  # marked after the last prediction: nothing of it is drawn
+        end = min(end, x_max)
         label = seg.track if len(seg.track) <= 28 else seg.track[:26] + "…"
         top.text((seg.start + end) / 120, 9.25, label, ha="center", va="bottom", fontsize=8.5,
                  color="#333333", clip_on=False, rotation=0 if (end - seg.start) / 60 > x_end / 8 else 20)
     if data.baseline is not None:
-        top.text((data.baseline.start + data.baseline.end) / 120, 9.25, "baseline", ha="center",
+        # a session shorter than the fallback baseline: centre the label on what is drawn
+        b_end = min(data.baseline.end, x_max)
+        top.text((data.baseline.start + b_end) / 120, 9.25, "baseline", ha="center",
                  va="bottom", fontsize=8.5, color="#777777", style="italic", clip_on=False)
     axes[-1].set_xlabel("Time since session start (min)")
     fig.suptitle(f"Estimated ratings over the session (thin: every hop; thick: {SMOOTH_S:g}-s "
@@ -582,13 +588,21 @@ def _smooth_window(t: np.ndarray) -> int:
 
 
 def _moving_mean(y: np.ndarray, w: int) -> np.ndarray:
-    ok = np.isfinite(y).astype(float)
-    yy = np.where(np.isfinite(y), y, 0.0)
-    k = np.ones(w)
-    num = np.convolve(yy, k, mode="same")
-    den = np.convolve(ok, k, mode="same")
+    """Centred mean over ``w`` points (NaN ignored), one value per point of ``y``.
+
+    Near the ends (and when ``w`` exceeds ``len(y)``) the window is cut to the points
+    that exist, so the output always has the length of ``y``.
+    """
+    n = y.size
+    ok = np.isfinite(y)
+    c_num = np.concatenate([[0.0], np.cumsum(np.where(ok, y, 0.0))])
+    c_den = np.concatenate([[0], np.cumsum(ok)])
+    i = np.arange(n)
+    lo = np.clip(i - w // 2, 0, n)
+    hi = np.clip(i + w // 2 + 1, 0, n)
+    num, den = c_num[hi] - c_num[lo], c_den[hi] - c_den[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / den, np.nan)
+        return np.where(den > 0, num / np.maximum(den, 1), np.nan)
 
 
 def quadrant_figure(data: ReportData):
