@@ -193,6 +193,8 @@ def main() -> None:
         lines.append("")
         for m, r in res.items():
             cb = r["ttacc"]
+            if task_set != "binary_arousal":
+                continue
             if cb is None or not cb.points:
                 if m == "xgboost":
                     tta_rows.append(f"| xgboost | – | {r['wall'] / args.folds:.1f} (fit, per fold) | – |")
@@ -219,12 +221,14 @@ def main() -> None:
         "test subjects (each tested once) ± their std; Δ are paired over those subjects.",
         "",
         *lines,
-        "### Time to accuracy — binary_arousal, fold 0 of the runs above",
-        "",
-        "| model | final held-out acc (fold 0) | wall s to reach it (±1 point) | training windows / s |",
-        "|---|---|---|---|",
-        *tta_rows,
-        "",
+        *([
+            "### Time to accuracy — binary_arousal, fold 0 of the runs above",
+            "",
+            "| model | final held-out acc (fold 0) | wall s to reach it (±1 point) | training windows / s |",
+            "|---|---|---|---|",
+            *tta_rows,
+            "",
+        ] if tta_rows else []),
     ])
     write_text(args.out, text)
     write_json(args.out.with_suffix(".json"), raw)

@@ -1,0 +1,107 @@
+"""Time to accuracy on 2 cores: the paper-size model, the efficient configuration, cnn1d, XGBoost.
+
+One run, one data set, one split (fold 0 of the subject-wise 5-fold split of
+``bench_learning.py``'s 12 x 30 synthetic set), binary arousal. Each deep model trains
+with the ``quick`` recipe (lr 1e-3, warm-up + cosine, 10 epochs of 1024 windows, early
+stopping on the validation loss); after every epoch its held-out accuracy is measured
+(the measurement's own time is excluded from the clock). Reported: the accuracy of the
+last epoch and of the checkpoint the run keeps, the wall seconds until the held-out
+accuracy first came within 1 point of the last epoch's, and training windows per second.
+XGBoost's time is its fit (features included).
+
+    .venv/bin/python benchmarks/bench_time_to_accuracy.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from symaffect._io import write_json, write_text
+from symaffect.data.synth import generate
+from symaffect.train.config import preset
+from symaffect.train.run import _fold_dir, _torch_fold, _xgb_fold, load_data, make_folds
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_learning import TimeToAccuracy  # noqa: E402
+
+MODELS = {
+    "symaffect, paper size (full T x T mixer, d = tau = 64)": ("symaffect", {"mixer": "full", "d": 64, "tau": 64}),
+    "symaffect, efficient (low-rank mixer, d = tau = 32)": ("symaffect", {}),
+    "cnn1d (quick size)": ("cnn1d", {}),
+    "xgboost": ("xgboost", {}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, default=Path("benchmarks/_work/tta"))
+    ap.add_argument("--data", type=Path, default=Path("benchmarks/_work/learning/data-12x30"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_time_to_accuracy.md"))
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if not (args.data / "synth_meta.json").is_file():
+        generate(args.data, n_subjects=12, n_trials=30, seconds=63.0, seed=0)
+    rows, raw = [], {}
+    for i, (label, (name, kw)) in enumerate(MODELS.items()):
+        cfg = preset("quick", model=name).replace(**{
+            "data.task_set": "binary_arousal", "protocol.name": "subject_kfold", "protocol.n_splits": 5,
+        })
+        if kw:
+            cfg = cfg.replace(**{"model.kwargs": {**cfg.model.kwargs, **kw}})
+        prepared = load_data(cfg, args.data)
+        _, folds = make_folds(cfg, prepared)
+        fdir = _fold_dir(args.work / f"model{i}-{name}", 0, 0)
+        if fdir.exists():
+            import shutil
+
+            shutil.rmtree(fdir)  # a fresh fit every time: this measures time
+        t0 = time.perf_counter()
+        if name == "xgboost":
+            result = _xgb_fold(cfg, prepared, folds[0], 0, fdir)
+            secs = time.perf_counter() - t0
+            acc = result["tasks"]["arousal"]["model"]["acc"]
+            maj = result["tasks"]["arousal"]["majority"]["acc"]
+            rows.append(f"| {label} | – | {100 * acc:.1f} | {100 * maj:.1f} | {secs:.1f} (fit) | – |")
+            raw[label] = {"acc": acc, "seconds": secs}
+            continue
+        cb = TimeToAccuracy()
+        result = _torch_fold(cfg, prepared, folds[0], 0, fdir, False, [cb])
+        pts = cb.points
+        final = pts[-1]["acc"]
+        reach = next(p for p in pts if p["acc"] >= final - 0.01)
+        wps = cb.windows / max(pts[-1]["seconds"], 1e-9)
+        kept = result["tasks"]["arousal"]["model"]["acc"]
+        maj = result["tasks"]["arousal"]["majority"]["acc"]
+        rows.append(f"| {label} | {100 * final:.1f} (epoch {pts[-1]['epoch']}) | {100 * kept:.1f} "
+                    f"(epoch {result['best_epoch']}) | {100 * maj:.1f} | {reach['seconds']:.0f} "
+                    f"(epoch {reach['epoch']}) | {wps:.0f} |")
+        raw[label] = {"points": pts, "kept_acc": kept, "windows_per_s": wps}
+        print(rows[-1], flush=True)
+    text = "\n".join([
+        "# Time to accuracy (binary arousal, one split)",
+        "",
+        f"Command: `.venv/bin/python benchmarks/bench_time_to_accuracy.py --threads {args.threads}` "
+        "(2-core machine; other jobs may have shared it: compare the rows, which ran back to back).",
+        "",
+        "Data: 12 synthetic subjects x 30 trials; fold 0 of the subject-wise 5-fold split "
+        "(test subjects never trained on), 10-s non-overlapping test windows.",
+        "",
+        "| model | held-out acc, last epoch | held-out acc, kept checkpoint | majority | "
+        "wall s to reach the last epoch's acc (±1 point) | training windows / s |",
+        "|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ])
+    write_text(args.out, text)
+    write_json(args.out.with_suffix(".json"), raw)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
