@@ -56,6 +56,61 @@ def write_text(path: str | Path, text: str) -> None:
         f.write(text)
 
 
+def read_text(path: str | Path, *, max_bytes: int | None = None) -> str:
+    """The UTF-8 text of ``path``; a :class:`~symaffect.errors.DataError` naming it otherwise.
+
+    Missing, unreadable (a folder, no permission), not UTF-8, larger than ``max_bytes``,
+    or too large for memory: every failure is one line naming the file.
+    """
+    from symaffect.errors import DataError
+
+    path = Path(path)
+    try:
+        if max_bytes is not None and path.stat().st_size > max_bytes:
+            raise DataError(path, f"larger than {max_bytes} bytes; not a file this program wrote")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(path, "no such file") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a file") from None
+    except OSError as e:
+        raise DataError(path, f"cannot read: {e.strerror or e}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text (byte {e.start})") from None
+    except MemoryError:
+        raise DataError(path, "too large to read into memory") from None
+
+
+def read_json(path: str | Path, *, expect: type | None = dict, max_bytes: int | None = 256 << 20) -> Any:
+    """Parse the JSON file ``path``; a :class:`~symaffect.errors.DataError` naming it otherwise.
+
+    Parameters
+    ----------
+    path : str or Path
+    expect : type or None
+        The type the top-level value must have (default ``dict``; None: any).
+    max_bytes : int or None
+        Refuse larger files (default 256 MiB).
+    """
+    from symaffect.errors import DataError
+
+    text = read_text(path, max_bytes=max_bytes)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+    except (RecursionError, MemoryError):
+        raise DataError(path, "JSON nested too deeply or too large") from None
+    if expect is not None and not isinstance(obj, expect):
+        raise DataError(path, f"expected a JSON {_JSON_NAMES.get(expect, expect.__name__)}, "
+                              f"got {_JSON_NAMES.get(type(obj), type(obj).__name__)}")
+    return obj
+
+
+_JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
+               bool: "boolean", type(None): "null"}
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

@@ -3,43 +3,192 @@
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
 
-from symaffect.errors import SymaffectError
+from symaffect.errors import Interrupted, SymaffectError, reading
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and validate data folders.")
 app.add_typer(data_app, name="data")
+
+
 console = Console()
 err_console = Console(stderr=True)
 
 
-def main() -> None:
-    """Entry point: user-facing errors become one line on stderr and exit code 2."""
+def main(argv: Optional[list[str]] = None) -> None:
+    """Entry point. Every user-facing error -- a usage error (bad, unknown or missing option
+    or argument), a :class:`SymaffectError` (bad data or config) or running out of memory
+    on an input -- becomes one line on stderr and exit code 2; SIGTERM during training
+    becomes one line and 128 + signal (143). Anything else is a bug and keeps its traceback.
+    """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
-        rc = app(standalone_mode=False)  # an Exit(code) raised by a command is returned here
-        if isinstance(rc, int) and rc:
-            sys.exit(rc)
+        rc = app(args=args, prog_name="symaffect", standalone_mode=False)  # Exit(code) comes back here
     except SymaffectError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail(f"error: {e}")
+    except Interrupted as e:
+        _fail(str(e), 128 + e.signum)
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
         sys.exit(130)
-    except Exception as e:  # click usage errors etc.
-        import click
+    except MemoryError:
+        inputs = [a for a in args if not a.startswith("-") and Path(a).exists()]
+        _fail(f"error: {', '.join(inputs) or 'input'}: out of memory while reading it (too large or corrupt)")
+    except Exception as e:
+        line = _usage_error_line(e)
+        if line is None:
+            raise  # a bug: keep the traceback
+        _fail(line)
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+
+def _fail(line: str, code: int = 2) -> None:
+    sys.stdout.flush()
+    sys.stderr.write(" ".join(line.split()) + "\n")  # exactly one line, whatever the message holds
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def _usage_error_line(e: Exception) -> Optional[str]:
+    """One line for a usage error of typer's own click copy (``typer._click``; its
+    exceptions derive from ``typer.TyperException``) or of the click package; None otherwise."""
+    import click
+
+    if not isinstance(e, (typer.TyperException, click.ClickException)):
+        return None
+    ctx = getattr(e, "ctx", None)
+    cmd = getattr(ctx, "command_path", None) or "symaffect"
+    if type(e).__name__ == "NoArgsIsHelpError" and ctx is not None:
+        sys.stdout.write(ctx.get_help() + "\n")
+        return f"error: {cmd}: a command is needed (see the list above)"
+    return f"error: {cmd}: {e.format_message()} (see '{cmd} --help')"
+
+
+# --- validation at the door: every number, path and choice before any work ------------
+
+INT64_MAX = 2**63 - 1
+SEED_MAX = 2**32 - 1  # numpy's and Lightning's seed range
+MAX_COUNT = 10**6  # subjects, trials, epochs, steps, windows, ...
+MAX_SECONDS = 86_400.0
+
+
+def _door(check: Callable[[Any], None]) -> Callable[[Any], Any]:
+    """A typer callback running ``check`` on the value (each value of a list; None skipped).
+
+    ``check`` raises :class:`typer.BadParameter`; typer attaches the option's name and
+    :func:`main` prints it as one line with exit code 2.
+    """
+
+    def callback(value: Any) -> Any:
+        if value is not None:
+            for v in value if isinstance(value, (list, tuple)) else (value,):
+                check(v)
+        return value
+
+    callback.door_check = True  # every numeric option has one (tests/robustness/test_cli_robustness.py)
+    return callback
+
+
+def number(*, gt: float | None = None, ge: float | None = None, lt: float | None = None,
+           le: float | None = None) -> Callable[[Any], Any]:
+    """A callback accepting only finite numbers within the bounds."""
+
+    def check(v: float) -> None:
+        if isinstance(v, float) and not math.isfinite(v):
+            raise typer.BadParameter(f"must be a finite number, got {v}")
+        for ok, rel, bound in ((gt is None or v > gt, ">", gt), (ge is None or v >= ge, ">=", ge),
+                               (lt is None or v < lt, "<", lt), (le is None or v <= le, "<=", le)):
+            if not ok:
+                raise typer.BadParameter(f"must be {rel} {bound:g}, got {v:g}" if isinstance(v, float)
+                                         else f"must be {rel} {bound}, got {v}")
+
+    return _door(check)
+
+
+def choice(*allowed: str) -> Callable[[Any], Any]:
+    """A callback accepting only one of ``allowed``."""
+
+    def check(v: str) -> None:
+        if v not in allowed:
+            raise typer.BadParameter(f"{v!r} is not one of {', '.join(allowed)}")
+
+    return _door(check)
+
+
+def int_list(*, ge: int = 0, le: int = SEED_MAX) -> Callable[[Any], Any]:
+    """A callback for a comma-separated list of integers in ``ge..le`` (e.g. seeds "0,1,2")."""
+
+    def check(v: str) -> None:
+        items = [t.strip() for t in v.split(",") if t.strip()]
+        if not items:
+            raise typer.BadParameter(f"{v!r} holds no integer")
+        for t in items:
+            try:
+                n = int(t)
+            except ValueError:
+                raise typer.BadParameter(f"{t!r} is not an integer (give e.g. 0,1,2)") from None
+            if not ge <= n <= le:
+                raise typer.BadParameter(f"{n} is not in {ge}..{le}")
+
+    return _door(check)
+
+
+def _no_file_above(path: Path) -> None:
+    for parent in (path, *path.parents):
+        if parent.exists() and not parent.is_dir():
+            raise typer.BadParameter(f"{str(parent)!r} is an existing file, not a folder")
+        if parent.exists():
+            return
+
+
+def out_folder(*, empty_unless: tuple[str, ...] = ()) -> Callable[[Any], Any]:
+    """A callback for a folder to write into: not a file (nor under one). With
+    ``empty_unless``, an existing non-empty folder must hold one of those names (our own
+    earlier output), so that nobody else's files are overwritten or mixed in."""
+
+    def check(v: Path) -> None:
+        v = Path(v)
+        if v.exists() and not v.is_dir():
+            raise typer.BadParameter(f"{str(v)!r} is an existing file; give a folder")
+        _no_file_above(v.parent)
+        if empty_unless and v.is_dir() and any(v.iterdir()) and not any((v / n).exists() for n in empty_unless):
+            raise typer.BadParameter(
+                f"{str(v)!r} holds other files; give a new or empty folder (or one this command wrote)")
+
+    return _door(check)
+
+
+def out_file(*suffixes: str) -> Callable[[Any], Any]:
+    """A callback for a file to write: not a folder, not under a file, one of ``suffixes``."""
+
+    def check(v: Path) -> None:
+        v = Path(v)
+        if v.is_dir():
+            raise typer.BadParameter(f"{str(v)!r} is a folder; give a file name")
+        if suffixes and v.suffix.lower() not in suffixes:
+            raise typer.BadParameter(f"{str(v)!r} must end in {' or '.join(suffixes)}")
+        _no_file_above(v.parent)
+
+    return _door(check)
+
+
+POSITIVE_SECONDS = number(gt=0, le=MAX_SECONDS)
+COUNT = number(ge=1, le=MAX_COUNT)
+SEED = number(ge=0, le=SEED_MAX)
+THREADS = number(ge=1, le=1024)
+SFREQ = number(ge=1, le=100_000)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # symaffect.train.config.ACCELERATORS
+PRESETS = ("paper", "quick")
 
 
 # --- data commands (issue 3) ---------------------------------------------------------
@@ -49,8 +198,10 @@ def main() -> None:
 def data_check(
     folder: Annotated[Path, typer.Argument(help="A folder of DEAP sNN.dat (or sNN.mat) files.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    window_seconds: Annotated[float, typer.Option(help="Window length in seconds.")] = 10.0,
-    stride_seconds: Annotated[float, typer.Option(help="Training-window stride in seconds.")] = 1.0,
+    window_seconds: Annotated[float, typer.Option(callback=POSITIVE_SECONDS, help="Window length in seconds.")] = 10.0,
+    stride_seconds: Annotated[
+        float, typer.Option(callback=POSITIVE_SECONDS, help="Training-window stride in seconds.")
+    ] = 1.0,
 ) -> None:
     """Validate a DEAP folder and summarise it (exit 2 with one line on bad input)."""
     import json
@@ -67,13 +218,19 @@ def data_check(
 
 @app.command("synth")
 def synth(
-    out: Annotated[Path, typer.Argument(help="Folder to write sNN.dat, participant_ratings.csv, synth_meta.json.")],
-    subjects: Annotated[int, typer.Option("--subjects", help="Number of subjects (s01..sNN).")] = 32,
-    trials: Annotated[int, typer.Option("--trials", help="Trials (videos) per subject.")] = 40,
-    seconds: Annotated[float, typer.Option("--seconds", help="Trial length incl. the 3-s baseline.")] = 63.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every random stream.")] = 0,
-    effect_scale: Annotated[float, typer.Option("--effect-scale", help="Scale of all label effects (0: none).")] = 1.0,
-    jobs: Annotated[int, typer.Option("--jobs", help="Worker processes (the files do not depend on it).")] = 1,
+    out: Annotated[Path, typer.Argument(
+        callback=out_folder(empty_unless=("synth_meta.json",)),
+        help="Folder to write sNN.dat, participant_ratings.csv, synth_meta.json (new, empty, or an earlier synth's).")],
+    subjects: Annotated[int, typer.Option(
+        "--subjects", callback=number(ge=1, le=99), help="Number of subjects (s01..sNN).")] = 32,
+    trials: Annotated[int, typer.Option("--trials", callback=number(ge=1, le=1000), help="Trials (videos) per subject.")] = 40,
+    seconds: Annotated[float, typer.Option(
+        "--seconds", callback=number(gt=0, le=3600), help="Trial length incl. the 3-s baseline.")] = 63.0,
+    seed: Annotated[int, typer.Option("--seed", callback=SEED, help="Seed of every random stream.")] = 0,
+    effect_scale: Annotated[float, typer.Option(
+        "--effect-scale", callback=number(ge=0, le=1000), help="Scale of all label effects (0: none).")] = 1.0,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", callback=THREADS, help="Worker processes (the files do not depend on it).")] = 1,
 ) -> None:
     """Write a synthetic data set in DEAP's exact preprocessed format (see docs/synthetic.md)."""
     import time
@@ -101,8 +258,8 @@ def synth(
 def explain_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `symaffect train`.")],
     data: Annotated[Path, typer.Option(help="The data folder the run was trained on.")],
-    out: Annotated[Optional[Path], typer.Option(help="Figure folder (default RUN_DIR/explain).")] = None,
-    n_windows: Annotated[int, typer.Option(min=1, help="Test windows to average over.")] = 64,
+    out: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Figure folder (default RUN_DIR/explain).")] = None,
+    n_windows: Annotated[int, typer.Option(callback=COUNT, help="Test windows to average over.")] = 64,
 ) -> None:
     """Figures of what the model attends to: CSI channel affinities, ISI gate vs Hz, attention.
 
@@ -135,20 +292,25 @@ def _quiet_lightning() -> None:
 @app.command("train")
 def train_cmd(
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
-    out: Annotated[Path, typer.Option(help="Run folder (created; an unfinished run there resumes).")],
+    out: Annotated[Path, typer.Option(callback=out_folder(empty_unless=("config.yaml",)),
+                                      help="Run folder (created; an unfinished run there resumes).")],
     model: Annotated[Optional[str], typer.Option(help="Registered model, or xgboost (default symaffect).")] = None,
     protocol: Annotated[
         Optional[str],
         typer.Option(help="subject_holdout | subject_kfold | loso | trial_holdout | window_random (leaky)."),
     ] = None,
-    test_ratio: Annotated[Optional[float], typer.Option(help="Test fraction of subjects (hold-out).")] = None,
-    preset: Annotated[str, typer.Option(help="paper (the paper's settings) or quick (CPU minutes).")] = "paper",
+    test_ratio: Annotated[Optional[float], typer.Option(
+        callback=number(gt=0, lt=1), help="Test fraction of subjects (hold-out).")] = None,
+    preset: Annotated[str, typer.Option(
+        callback=choice(*PRESETS), help="paper (the paper's settings) or quick (CPU minutes).")] = "paper",
     config: Annotated[Optional[Path], typer.Option(help="YAML config; its keys override the preset.")] = None,
-    seed: Annotated[Optional[list[int]], typer.Option(help="Seed (repeat for several).")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option(min=1)] = None,
-    devices: Annotated[Optional[int], typer.Option(min=1, help=">1: DDP (or launch with torchrun).")] = None,
-    accelerator: Annotated[Optional[str], typer.Option(help="cpu | gpu | auto.")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(callback=SEED, help="Seed (repeat for several).")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(callback=COUNT)] = None,
+    devices: Annotated[Optional[int], typer.Option(
+        callback=number(ge=1, le=1024), help=">1: DDP (or launch with torchrun).")] = None,
+    accelerator: Annotated[Optional[str], typer.Option(
+        callback=choice(*ACCELERATORS), help="cpu | gpu | cuda | mps | auto.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Train and test one run; write config.yaml, splits.json, metrics.json, model.pt."""
     import yaml
@@ -160,8 +322,8 @@ def train_cmd(
     _quiet_lightning()
     base = make_preset(preset, model=model or "symaffect").to_dict()
     if config is not None:
-        RunConfig.from_yaml(config)  # check its keys and values first
-        _merge(base, yaml.safe_load(config.read_text()) or {})
+        RunConfig.from_yaml(config)  # check its keys and values first (ConfigError naming the file)
+        _merge(base, yaml.safe_load(config.read_text(encoding="utf-8")) or {})
     changes: dict = {}
     if model is not None:
         changes["model.name"] = model
@@ -182,9 +344,9 @@ def train_cmd(
     cfg = RunConfig.from_dict(base).replace(**changes)
     run = train_run(cfg, data, out, progress=True, cache_dir=cache_dir)
     if is_global_zero():
-        import json
+        from symaffect._io import read_json
 
-        console.print(metrics_table(json.loads((run / "metrics.json").read_text())))
+        console.print(metrics_table(read_json(run / "metrics.json")))
         console.print(f"run folder: {run}", highlight=False)
 
 
@@ -200,7 +362,7 @@ def _merge(base: dict, over: dict) -> None:
 def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `symaffect train`.")],
     data: Annotated[Path, typer.Option(help="The DEAP folder the run was trained on.")],
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Re-score a run's saved best models on their test windows; rewrite metrics.json."""
     from symaffect.train.run import evaluate_run, metrics_table
@@ -233,18 +395,20 @@ def _on_run(i: int, n: int, label: str, run_dir: Path, skipped: bool) -> None:
 def bench_cmd(
     suite: Annotated[str, typer.Argument(help="table2 | table3 | table4 | table5 | table6 | table7.")],
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
-    out: Annotated[Path, typer.Option(help="Output folder (runs/ inside is shared by suites; resumes).")],
-    preset: Annotated[str, typer.Option(help="quick (CPU) or paper (the paper's settings).")] = "quick",
+    out: Annotated[Path, typer.Option(
+        callback=out_folder(), help="Output folder (runs/ inside is shared by suites; resumes).")],
+    preset: Annotated[str, typer.Option(
+        callback=choice(*PRESETS), help="quick (CPU) or paper (the paper's settings).")] = "quick",
     models: Annotated[Optional[str], typer.Option(help="Comma-separated models (table3-5: default all).")] = None,
-    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated training seeds, e.g. 0,1.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(
+        callback=int_list(), help="Comma-separated training seeds, e.g. 0,1.")] = None,
     folds: Annotated[int, typer.Option(
-        min=1, help="Subject splits: N-fold subject CV for the 8:2 tables (2, 3, 6, 7; 5 folds = 8:2), N repeated "
+        callback=number(ge=1, le=100), help="Subject splits: N-fold subject CV for the 8:2 tables (2, 3, 6, 7; 5 folds = 8:2), N repeated "
                     "hold-outs with split seeds 0..N-1 for 7:3 / 6:4 (4, 5); 1 = one hold-out (no spread).")] = 5,
-    max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's epochs.")] = None,
-    train_windows: Annotated[
-        Optional[int], typer.Option(min=1, help="Training windows per epoch (random subset; CPU budget).")
-    ] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(callback=COUNT, help="Override the preset's epochs.")] = None,
+    train_windows: Annotated[Optional[int], typer.Option(
+        callback=number(ge=1, le=INT64_MAX), help="Training windows per epoch (random subset; CPU budget).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT.
 
@@ -284,13 +448,14 @@ def _print_suite(obj: dict) -> None:
 @app.command("audit")
 def audit_cmd(
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
-    out: Annotated[Path, typer.Option(help="Output folder (resumes finished runs).")],
-    preset: Annotated[str, typer.Option(help="quick (CPU) or paper.")] = "quick",
+    out: Annotated[Path, typer.Option(callback=out_folder(), help="Output folder (resumes finished runs).")],
+    preset: Annotated[str, typer.Option(callback=choice(*PRESETS), help="quick (CPU) or paper.")] = "quick",
     model: Annotated[str, typer.Option(help="Registered model, or xgboost.")] = "symaffect",
-    seeds: Annotated[Optional[str], typer.Option(help="Comma-separated training seeds.")] = None,
-    max_epochs: Annotated[Optional[int], typer.Option(min=1, help="Override the preset's epochs.")] = None,
-    train_windows: Annotated[Optional[int], typer.Option(min=1, help="Training windows per epoch.")] = None,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Prepared-data cache.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(callback=int_list(), help="Comma-separated training seeds.")] = None,
+    max_epochs: Annotated[Optional[int], typer.Option(callback=COUNT, help="Override the preset's epochs.")] = None,
+    train_windows: Annotated[Optional[int], typer.Option(
+        callback=number(ge=1, le=INT64_MAX), help="Training windows per epoch.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Leakage audit: one model under window-random (LEAKY), trial hold-out and subject hold-out."""
     from symaffect.eval.audit import audit_table, run_audit
@@ -308,17 +473,19 @@ def audit_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    out: Annotated[Path, typer.Option(help="Folder for the data, the runs and the report.")] = Path(
-        "symaffect-demo"
-    ),
-    subjects: Annotated[Optional[int], typer.Option(min=3, help="Synthetic subjects (default: the demo's).")] = None,
-    trials: Annotated[Optional[int], typer.Option(min=2, help="Trials per subject (default: the demo's).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the data and of training.")] = 0,
+    out: Annotated[Path, typer.Option(
+        callback=out_folder(), help="Folder for the data, the runs and the report.")] = Path("symaffect-demo"),
+    subjects: Annotated[Optional[int], typer.Option(
+        callback=number(ge=3, le=99), help="Synthetic subjects (default: the demo's).")] = None,
+    trials: Annotated[Optional[int], typer.Option(
+        callback=number(ge=2, le=1000), help="Trials per subject (default: the demo's).")] = None,
+    seed: Annotated[int, typer.Option(callback=SEED, help="Seed of the data and of training.")] = 0,
     models: Annotated[Optional[str], typer.Option(help="Comma-separated models (default: symaffect,xgboost).")] = None,
     task_sets: Annotated[Optional[str], typer.Option(
         help="Comma-separated task sets (default: binary_arousal,binary_valence,multitask9).")] = None,
-    seconds: Annotated[Optional[float], typer.Option(hidden=True, help="Trial length incl. 3-s baseline.")] = None,
-    window_seconds: Annotated[Optional[float], typer.Option(hidden=True)] = None,
+    seconds: Annotated[Optional[float], typer.Option(
+        hidden=True, callback=number(ge=4, le=3600), help="Trial length incl. 3-s baseline.")] = None,
+    window_seconds: Annotated[Optional[float], typer.Option(hidden=True, callback=POSITIVE_SECONDS)] = None,
     tiny: Annotated[bool, typer.Option("--tiny", hidden=True, help="Tiny models, 2 short epochs (tests).")] = False,
 ) -> None:
     """The main job: synthetic DEAP-format data -> the paper's model beside XGBoost and the majority
@@ -336,8 +503,8 @@ def probe_cmd(
     model: Annotated[str, typer.Option(help="Registered model.")] = "symaffect",
     probes: Annotated[Optional[str], typer.Option(
         help="Comma-separated probes (default all: frequency, band_power, cross_channel, fusion, multi_task).")] = None,
-    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
-    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps per probe and seed.")] = 250,
+    seeds: Annotated[str, typer.Option(callback=int_list(), help="Comma-separated seeds.")] = "0,1,2",
+    steps: Annotated[int, typer.Option(callback=COUNT, help="Optimiser steps per probe and seed.")] = 250,
 ) -> None:
     """Capability probes: can the model learn a rate, band power, a correlation, ...? (exit 1 if a seed fails)"""
     from rich.table import Table
@@ -352,10 +519,7 @@ def probe_cmd(
         raise ConfigError(f"--probes: unknown {', '.join(unknown)}; known: {', '.join(PROBES)}")
     if model not in list_models():
         raise ConfigError(f"--model: {model!r} is not a registered model; known: {', '.join(list_models())}")
-    try:
-        seed_list = _split_csv(seeds, int) or [0]
-    except ValueError as e:
-        raise ConfigError(f"--seeds: {seeds!r} is not a comma-separated list of integers") from e
+    seed_list = _split_csv(seeds, int) or [0]  # checked by int_list()
     table = Table(title=f"capability probes · {model} · {steps} steps · held-out windows",
                   caption="solved = every task >= 90 % held-out accuracy (chance 50 %)")
     for col in ("probe", "seed", "held-out acc", "train acc", "loss first → last 10 %", "solved"):
@@ -382,22 +546,25 @@ def predict_cmd(
     run: Annotated[Path, typer.Argument(help="Training run folder (model.pt inside) or checkpoint.")],
     recording: Annotated[Path, typer.Argument(help="sNN.dat/.mat, .edf/.bdf, .csv or BioSPPy .txt.")],
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
-    trial: Annotated[Optional[int], typer.Option(min=1, help="Trial of a DEAP file (default 1).")] = None,
-    sfreq: Annotated[Optional[float], typer.Option(help="Sampling rate of a CSV without time column.")] = None,
-    hop: Annotated[float, typer.Option(help="Seconds between predictions.")] = 1.0,
-    out: Annotated[Optional[Path], typer.Option(help="Write predictions to .csv or .json.")] = None,
-    threads: Annotated[int, typer.Option(min=1, help="torch threads (one window at a time: 1 is fastest).")] = 1,
+    trial: Annotated[Optional[int], typer.Option(callback=COUNT, help="Trial of a DEAP file (default 1).")] = None,
+    sfreq: Annotated[Optional[float], typer.Option(
+        callback=SFREQ, help="Sampling rate of a CSV without time column.")] = None,
+    hop: Annotated[float, typer.Option(callback=POSITIVE_SECONDS, help="Seconds between predictions.")] = 1.0,
+    out: Annotated[Optional[Path], typer.Option(
+        callback=out_file(".csv", ".json"), help="Write predictions to .csv or .json.")] = None,
+    threads: Annotated[int, typer.Option(
+        callback=THREADS, help="torch threads (one window at a time: 1 is fastest).")] = 1,
 ) -> None:
     """Predict valence/arousal/liking every hop over a whole recording (offline)."""
     from rich.table import Table
 
     from symaffect.stream.predictor import Predictor, run_recording, summary, write_predictions
-    from symaffect.stream.recording import read_recording
 
-    rec = read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
+    predictor = Predictor(run, num_threads=threads)  # a bad model fails before any note is printed
+    rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
     for note in rec.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False)
-    hops = run_recording(Predictor(run, num_threads=threads), rec, hop=hop)
+    hops = run_recording(predictor, rec, hop=hop)
     preds = [h.prediction for h in hops if h.prediction is not None]
     s = summary(preds)
     table = Table(title=f"{recording.name}: {len(preds)}/{len(hops)} hops predicted ({rec.duration:.1f} s)")
@@ -415,23 +582,39 @@ def predict_cmd(
         console.print(f"wrote {write_predictions(out, preds)}", highlight=False)
 
 
+def _read_recording(recording: Path, channel_map: Optional[str], **kw: Any):
+    """The recording (and its channel map), with undecodable or oversized files as DataError naming them."""
+    from symaffect.stream.channel_map import load_channel_map
+    from symaffect.stream.recording import read_recording
+
+    cmap = None
+    if channel_map is not None:
+        with reading(channel_map):
+            cmap = load_channel_map(channel_map)
+    with reading(recording):
+        return read_recording(recording, cmap, **kw)
+
+
 @app.command("replay")
 def replay_cmd(
     recording: Annotated[Path, typer.Argument(help="Recording to play as an LSL stream.")],
-    speed: Annotated[float, typer.Option(min=0.01, help="Playback speed (10 = ten times real time).")] = 1.0,
+    speed: Annotated[float, typer.Option(
+        callback=number(ge=0.01, le=1000), help="Playback speed (10 = ten times real time).")] = 1.0,
     name: Annotated[str, typer.Option(help="LSL stream name (markers: NAME-markers).")] = "symaffect-replay",
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
-    trial: Annotated[Optional[int], typer.Option(min=1, help="Trial of a DEAP file.")] = None,
-    sfreq: Annotated[Optional[float], typer.Option(help="Sampling rate of a CSV without time column.")] = None,
+    trial: Annotated[Optional[int], typer.Option(callback=COUNT, help="Trial of a DEAP file.")] = None,
+    sfreq: Annotated[Optional[float], typer.Option(
+        callback=SFREQ, help="Sampling rate of a CSV without time column.")] = None,
     markers: Annotated[Optional[Path], typer.Option(help="CSV track,start,end of music segments.")] = None,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for a consumer (0: start at once).")] = 30.0,
+    wait: Annotated[float, typer.Option(
+        callback=number(ge=0, le=MAX_SECONDS), help="Seconds to wait for a consumer (0: start at once).")] = 30.0,
 ) -> None:
     """Play a recording as an LSL stream, with a marker stream of its music segments."""
     from symaffect.stream.lsl import read_markers_csv, replay
-    from symaffect.stream.recording import read_recording
 
-    rec = read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
-    segs = read_markers_csv(markers) if markers is not None else None
+    rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
+    with reading(markers):
+        segs = read_markers_csv(markers) if markers is not None else None
     console.print(f"replaying {recording.name} as {name!r} ({rec.duration:.1f} s at {speed:g}x)", highlight=False)
     n = replay(rec, name=name, speed=speed, markers=segs, wait_for_consumer=wait)
     console.print(f"pushed {n} samples", highlight=False)
@@ -443,13 +626,16 @@ def stream_cmd(
     run: Annotated[Path, typer.Option(help="Training run folder or checkpoint.")],
     db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
     participant: Annotated[str, typer.Option(help="Participant pseudonym.")] = "anonymous",
-    hop: Annotated[float, typer.Option(help="Seconds of stream time between predictions.")] = 1.0,
-    window: Annotated[Optional[float], typer.Option(help="Window seconds (default: the model's).")] = None,
+    hop: Annotated[float, typer.Option(
+        callback=POSITIVE_SECONDS, help="Seconds of stream time between predictions.")] = 1.0,
+    window: Annotated[Optional[float], typer.Option(
+        callback=POSITIVE_SECONDS, help="Window seconds (default: the model's).")] = None,
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
     publish: Annotated[str, typer.Option(help="LSL outlet name for predictions ('' = none).")] = "symaffect-predictions",
-    max_seconds: Annotated[Optional[float], typer.Option(help="Stop after this much stream time.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option(
+        callback=number(gt=0, le=1e9), help="Stop after this much stream time.")] = None,
     stop_at_eof: Annotated[bool, typer.Option("--stop-at-eof", help="Stop when a replay ends.")] = False,
-    threads: Annotated[int, typer.Option(min=1, help="torch threads (1 suits many sessions).")] = 1,
+    threads: Annotated[int, typer.Option(callback=THREADS, help="torch threads (1 suits many sessions).")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stored hop.")] = False,
 ) -> None:
     """Monitor a live LSL stream: predict every hop, store the session, publish predictions."""
@@ -468,9 +654,11 @@ def stream_cmd(
 
 @app.command("report")
 def report_cmd(
-    session_id: Annotated[int, typer.Argument(min=1, help="Session id (see `symaffect serve` or the store).")],
+    session_id: Annotated[int, typer.Argument(
+        callback=number(ge=1, le=INT64_MAX), help="Session id (see `symaffect serve` or the store).")],
     db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="HTML file; default session-<id>-report.html.")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        callback=out_file(), help="HTML file; default session-<id>-report.html.")] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF beside the HTML.")] = False,
 ) -> None:
     """Write a session's report: trajectories, per-segment summaries, quadrants, quality."""
@@ -484,7 +672,7 @@ def report_cmd(
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs a token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    port: Annotated[int, typer.Option(callback=number(ge=1, le=65535))] = 8765,
     db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
     token: Annotated[
         Optional[str], typer.Option(envvar="SYMAFFECT_TOKEN", help="Access token (or SYMAFFECT_TOKEN).")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -29,3 +31,34 @@ class DataError(SymaffectError, ValueError):
 
 class ConfigError(SymaffectError, ValueError):
     """An invalid configuration value: names the field and what is allowed."""
+
+
+class Interrupted(Exception):
+    """A run stopped by a signal (SIGTERM): its finished epochs are on disk and a rerun resumes.
+
+    The CLI turns it into one line and exit code ``128 + signum`` (143 for SIGTERM).
+
+    Parameters
+    ----------
+    signum : int
+        The signal that stopped the run.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = int(signum)
+        super().__init__("interrupted; rerun the same command to resume")
+
+
+@contextlib.contextmanager
+def reading(path: str | Path) -> Iterator[None]:
+    """Turn what reading ``path`` can raise on a bad file, and is no bug, into :class:`DataError`.
+
+    A file that is not UTF-8 text (``UnicodeDecodeError``) or too large for memory
+    (``MemoryError``) becomes one line naming ``path``; everything else passes unchanged.
+    """
+    try:
+        yield
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
+    except MemoryError:
+        raise DataError(path, "too large to read into memory (or corrupt)") from None

@@ -98,21 +98,51 @@ def load_checkpoint(
         raise DataError(path, "checkpoint file not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file
+    except Exception as e:  # noqa: BLE001 - any unpickling failure (or MemoryError) is a bad file
         raise DataError(path, f"not a readable checkpoint ({type(e).__name__})") from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(path, "not a symaffect checkpoint")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(path, f"checkpoint format {payload['format_version']} is newer than this code")
-    name = payload["model_name"]
+    version = payload.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(path, f"format_version is not an integer ({type(version).__name__})")
+    if version > FORMAT_VERSION:
+        raise DataError(path, f"checkpoint format {version} is newer than this code")
+    name = _field(path, payload, "model_name", str)
+    kwargs = _field(path, payload, "kwargs", dict)
+    state = _field(path, payload, "state_dict", dict)
+    extra = _field(path, payload, "extra", dict, default={})
+    if not all(isinstance(k, str) for k in kwargs):
+        raise DataError(path, "kwargs: keys must be strings")
     try:
-        model = build_model(name, **payload["kwargs"])
-    except ValueError as e:
-        raise DataError(path, f"cannot rebuild model {name!r}: {e}") from e
+        model = build_model(name, **kwargs)
+    except Exception as e:  # noqa: BLE001 - unknown kwargs (TypeError), bad values, MemoryError: a bad file
+        reason = " ".join(str(e).split())[:160] or type(e).__name__
+        raise DataError(path, f"cannot rebuild model {name!r} from its kwargs: {reason}") from e
     try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as e:
-        raise DataError(path, f"weights do not fit model {name!r}") from e
+        model.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - shape/key mismatch (RuntimeError), non-tensor values (TypeError, ...)
+        raise DataError(path, f"weights do not fit model {name!r} ({type(e).__name__})") from e
     model.eval()
-    info = {k: payload[k] for k in ("model_name", "kwargs", "symaffect_version", "torch_version", "extra")}
+    info = {
+        "model_name": name,
+        "kwargs": kwargs,
+        "symaffect_version": str(payload.get("symaffect_version", "unknown")),
+        "torch_version": str(payload.get("torch_version", "unknown")),
+        "extra": extra,
+    }
     return model, info
+
+
+_MISSING = object()
+
+
+def _field(path: Path, payload: dict, key: str, kind: type, default: Any = _MISSING) -> Any:
+    """``payload[key]`` if it is a ``kind``; a :class:`DataError` naming the file and key otherwise."""
+    value = payload.get(key, _MISSING)
+    if value is _MISSING:
+        if default is not _MISSING:
+            return default
+        raise DataError(path, f"not a complete symaffect checkpoint (no {key!r})")
+    if not isinstance(value, kind):
+        raise DataError(path, f"{key!r} must be a {kind.__name__}, not {type(value).__name__}")
+    return value

@@ -20,6 +20,7 @@ Two presets (:func:`preset`):
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -42,6 +43,17 @@ PROTOCOLS: tuple[str, ...] = (
     "window_random",
 )
 """Protocol names a config may use (``window_random`` is the leaky one)."""
+
+ACCELERATORS: tuple[str, ...] = ("auto", "cpu", "gpu", "cuda", "mps")
+"""``trainer.accelerator`` values (Lightning's names)."""
+
+SEED_MAX = 2**32 - 1
+"""Largest seed (numpy's and Lightning's ``seed_everything`` range is 0 .. 2**32 - 1)."""
+
+
+def _check_seed(seed: int, where: str) -> None:
+    if not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{where}: {seed} is not in 0..{SEED_MAX}")
 
 
 @dataclass(frozen=True)
@@ -125,6 +137,7 @@ class ProtocolConfig:
             raise ConfigError(f"protocol.val_ratio: must be in [0, 1), got {self.val_ratio}")
         if self.n_splits < 2:
             raise ConfigError(f"protocol.n_splits: must be >= 2, got {self.n_splits}")
+        _check_seed(self.seed, "protocol.seed")
 
 
 @dataclass(frozen=True)
@@ -231,6 +244,8 @@ class TrainerConfig:
     num_workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.accelerator not in ACCELERATORS:
+            raise ConfigError(f"trainer.accelerator: {self.accelerator!r}; allowed: {', '.join(ACCELERATORS)}")
         if self.devices < 1 or self.num_nodes < 1:
             raise ConfigError("trainer: devices and num_nodes must be >= 1")
         if self.max_train_windows_per_epoch is not None and self.max_train_windows_per_epoch < 1:
@@ -252,6 +267,8 @@ class RunConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ConfigError("seeds: at least one seed is needed")
+        for s in self.seeds:
+            _check_seed(s, "seeds")
 
     # --- conversions ------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -278,21 +295,42 @@ class RunConfig:
 
     @classmethod
     def from_yaml(cls, source: str | Path) -> RunConfig:
-        """Read a YAML file (a path) or YAML text (a string holding a newline or ``:``)."""
+        """Read a YAML file (a path) or YAML text (a string holding a newline or ``:``).
+
+        Raises
+        ------
+        ConfigError
+            Unreadable file, invalid YAML, unknown key or bad value; the message names
+            the file (when reading one) and the key.
+        """
         if isinstance(source, Path) or ("\n" not in source and ":" not in source):
+            from symaffect._io import read_text
+            from symaffect.errors import DataError
+
             path = Path(source)
             if not path.is_file():
                 raise ConfigError(f"{path}: no such config file")
-            text = path.read_text()
+            try:
+                text = read_text(path, max_bytes=16 << 20)
+            except DataError as e:
+                raise ConfigError(str(e)) from None
+            where = f"{path}: "
         else:
-            text = source
+            text, where = source, ""
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ConfigError(f"config is not valid YAML: {str(e).splitlines()[0]}") from e
+            raise ConfigError(f"{where}config is not valid YAML: {str(e).splitlines()[0]}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}config is nested too deeply") from None
         if data is None:
             data = {}
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as e:
+            if not where:
+                raise
+            raise ConfigError(f"{where}{e}") from None
 
     def replace(self, **changes: Any) -> RunConfig:
         """Copy with nested changes by dotted key: ``cfg.replace(**{"optim.lr": 1e-3})``."""
@@ -459,11 +497,19 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if not -(2**63) <= value < 2**63:
+            raise ConfigError(f"{where}: {value} is out of the 64-bit integer range")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ConfigError(f"{where}: {value} is too large for a number") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number, got {value}")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where}: expected a string, got {value!r}")

@@ -50,17 +50,19 @@ fold and one seed per call: it re-launches the script for each ``fit``.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from symaffect._io import write_json
-from symaffect.errors import ConfigError, DataError
+from symaffect._io import read_json, write_json
+from symaffect.errors import ConfigError, DataError, Interrupted
 from symaffect.train.config import RunConfig, resolve_monitor
 
 log = logging.getLogger(__name__)
@@ -201,6 +203,48 @@ def logits_to_pred(logits: dict, task_set: str) -> dict[str, np.ndarray]:
 
 
 # --- the run ---------------------------------------------------------------------------
+def _stops_on_sigterm(fn):
+    """Make SIGTERM stop ``fn`` within moments by raising :class:`Interrupted` in the main thread.
+
+    Lightning 2.6 on its own only sets ``trainer.received_sigterm`` and raises its
+    ``SIGTERMException`` (a ``SystemExit`` with exit code 0) after the current batch or hook
+    returns -- a long step, a slow callback or the data loading before ``fit`` delays it
+    indefinitely, and the shell then sees success. Here the handler raises at once (Lightning
+    calls it after its own notifier); nothing half-written stays behind (every file is
+    written atomically, Lightning's checkpoints through an fsspec transaction), so a rerun
+    resumes from the last finished epoch's ``last.ckpt``, exactly as after SIGKILL. A second
+    SIGTERM during the clean-up ends the process at once.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args, **kwargs)  # signal handlers live in the main thread only
+        received = False
+
+        def on_sigterm(signum, frame):
+            nonlocal received
+            if received:
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
+                return
+            received = True
+            raise Interrupted(signum)
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            return fn(*args, **kwargs)
+        except SystemExit as e:
+            if type(e).__name__ == "SIGTERMException":  # Lightning's (e.g. broadcast to a DDP rank)
+                raise Interrupted(signal.SIGTERM) from None
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
+@_stops_on_sigterm
 def train_run(
     cfg: RunConfig,
     data_dir: str | Path,
@@ -239,6 +283,8 @@ def train_run(
     ------
     ConfigError
         The folder holds a run of another config, or ``resume`` is False and it holds one.
+    Interrupted
+        SIGTERM arrived (the finished epochs are saved; a rerun resumes).
     """
     out = Path(out_dir).resolve()
     check_model_name(cfg.model.name)
@@ -265,7 +311,7 @@ def train_run(
             done = fdir / "result.json"
             if done.exists():
                 log.info("fold %d seed %d: already finished", fold.fold, seed)
-                runs.append(json.loads(done.read_text()))
+                runs.append(read_json(done))
                 continue
             if cfg.model.name in NON_TORCH_MODELS:
                 result = _xgb_fold(cfg, prepared, fold, seed, fdir) if rank0 else None
@@ -691,7 +737,7 @@ def evaluate_run(
             old_path = fdir / "result.json"
             if not old_path.is_file():
                 raise DataError(fdir, "fold was not finished (no result.json); run train again to resume")
-            old = json.loads(old_path.read_text())
+            old = read_json(old_path)
             norm_stats = (
                 prepared.fit_norm(fold.train_subjects) if cfg.data.norm.mode == "train_subjects" else None
             )
