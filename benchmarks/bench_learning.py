@@ -146,8 +146,8 @@ def feature_classifier(data: Path, metrics: dict, col: int, per_subject_z: bool)
 
 
 def fmt_cmp(c: dict) -> str:
-    return (f"{100 * c['delta']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}], "
-            f"p = {c['p_value']:.3f}")
+    p = "p < 0.001" if c["p_value"] < 0.001 else f"p = {c['p_value']:.3f}"
+    return f"{100 * c['delta']:+.1f} [{100 * c['ci_low']:+.1f}, {100 * c['ci_high']:+.1f}], {p}"
 
 
 def main() -> None:
