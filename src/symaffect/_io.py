@@ -76,7 +76,7 @@ def read_text(path: str | Path, *, max_bytes: int | None = None) -> str:
     except OSError as e:
         raise DataError(path, f"cannot read: {e.strerror or e}") from None
     except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text (byte {e.start})") from None
+        raise DataError(path, f"not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
     except MemoryError:
         raise DataError(path, "too large to read into memory") from None
 

@@ -560,8 +560,8 @@ def predict_cmd(
 
     from symaffect.stream.predictor import Predictor, run_recording, summary, write_predictions
 
-    predictor = Predictor(run, num_threads=threads)  # a bad model fails before any note is printed
     rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
+    predictor = Predictor(run, num_threads=threads)  # a bad model fails before any note is printed
     for note in rec.notes:
         err_console.print(f"note: {note}", markup=False, highlight=False)
     hops = run_recording(predictor, rec, hop=hop)
