@@ -263,12 +263,33 @@ def test_list_subject_files_ignores_other_files_and_sorts(tmp_path):
     _folder(tmp_path)
     for junk in ("README", ".DS_Store", "s01.dat.bak", "s1.dat", "S01.DAT.txt", "notes.txt", ".s04.dat.tmp"):
         (tmp_path / junk).write_text("junk")
-    (tmp_path / "s09.dat").mkdir()  # a folder with a subject-like name is not a file
     files = list_subject_files(tmp_path)
     assert [f.name for f in files] == ["s01.dat", "s02.dat", "s03.dat"]
     deap = read_deap(tmp_path)
     assert deap.subject_ids == [1, 2, 3]
     assert deap.ratings is None and deap.sfreq == 128.0
+
+
+@pytest.mark.parametrize(
+    ("make", "problem"),
+    [
+        (lambda p: p.mkdir(), "is a folder, not a subject file"),
+        (lambda p: p.symlink_to(p.name), "symbolic link loop"),
+        (lambda p: p.symlink_to("missing.dat"), "symbolic link to a missing file"),
+        (lambda p: os.mkfifo(p), "not a regular file"),
+    ],
+    ids=["folder", "link-loop", "dangling-link", "fifo"],
+)
+def test_subject_named_entry_that_is_not_a_file_is_an_error(tmp_path, make, problem):
+    """Named like a subject file but unreadable: an error naming it, never skipped silently."""
+    _folder(tmp_path)
+    make(tmp_path / "s09.dat")
+    with pytest.raises(DataError) as ei:
+        list_subject_files(tmp_path)
+    assert str(ei.value) == f"{tmp_path / 's09.dat'}: {problem}" or problem in str(ei.value)
+    assert str(ei.value).startswith(str(tmp_path / "s09.dat"))
+    with pytest.raises(DataError, match=problem):
+        read_subject(tmp_path / "s09.dat")  # a pipe is refused, never opened (it would block)
 
 
 def test_empty_folder_and_missing_folder(tmp_path):

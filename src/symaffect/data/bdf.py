@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import numpy as np
 from symaffect._io import atomic_write
 from symaffect.errors import DataError
 
-__all__ = ["BdfHeader", "DIGITAL_MAX", "DIGITAL_MIN", "read_bdf_header", "write_bdf"]
+__all__ = ["ANNOTATION_LABELS", "BdfHeader", "DIGITAL_MAX", "DIGITAL_MIN", "read_bdf_header", "write_bdf"]
 
 logger = logging.getLogger(__name__)
 
@@ -218,11 +219,15 @@ class BdfHeader:
     labels, units : tuple of str
         Per signal, as written (stripped).
     samples_per_record : tuple of int
+        Per signal; 0 for a signal that holds no samples.
     n_records : int
-        -1 when unknown.
+        Complete data records in the file (the header's count, or, when the header
+        says -1 = unknown, as many whole records as the file holds).
     record_seconds : float
     is_bdf : bool
         Version field is ``"\\xffBIOSEMI"``.
+    header_bytes : int
+        ``256 * (n_signals + 1)``.
     """
 
     labels: tuple[str, ...]
@@ -231,49 +236,128 @@ class BdfHeader:
     n_records: int
     record_seconds: float
     is_bdf: bool
+    header_bytes: int = 0
 
     def sfreq(self, index: int) -> float:
         return self.samples_per_record[index] / self.record_seconds
 
+    @property
+    def empty_signals(self) -> tuple[str, ...]:
+        """Labels of the signals with 0 samples per record (no data at all)."""
+        return tuple(lab for lab, n in zip(self.labels, self.samples_per_record) if n == 0)
+
+
+ANNOTATION_LABELS = ("edf annotations", "bdf annotations")
+"""Labels (lower-cased) of EDF+/BDF+ annotation signals (text, not samples)."""
+
+
+def _int_field(path: Path, raw: bytes, what: str) -> int:
+    txt = raw.decode("latin-1").strip()
+    try:
+        return int(txt)
+    except ValueError:
+        raise DataError(path, f"corrupt header: {what} is {txt!r}, not a whole number") from None
+
+
+def _float_field(path: Path, raw: bytes, what: str) -> float:
+    txt = raw.decode("latin-1").strip()
+    try:
+        val = float(txt)
+    except ValueError:
+        raise DataError(path, f"corrupt header: {what} is {txt!r}, not a number") from None
+    if not np.isfinite(val):
+        raise DataError(path, f"corrupt header: {what} is {txt!r}, not a finite number")
+    return val
+
 
 def read_bdf_header(path: str | Path) -> BdfHeader:
-    """Parse a BDF (or EDF) header.
+    """Parse and check a BDF (or EDF) header against the file's size.
+
+    Every field a reader relies on is checked: version, header size, signal count,
+    record count and duration, per signal the digital and physical ranges and the
+    samples per record, and that the file holds the data records the header declares.
+    Nothing is allocated from a declared size before it is checked against the file.
 
     Raises
     ------
     DataError
-        The file is missing, shorter than its header, or not an EDF/BDF file.
+        The file is missing, not an EDF/BDF file, its header is truncated or corrupt
+        (naming the field and the signal), or its data records are truncated.
     """
     path = Path(path)
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
             fixed = f.read(256)
             if len(fixed) < 256:
                 raise DataError(path, "not a BDF file (shorter than a 256-byte header)")
             is_bdf = fixed[:8] == _VERSION
             if not (is_bdf or fixed[:8] == b"0       "):
                 raise DataError(path, "not a BDF/EDF file (bad version field)")
-            try:
-                n_records = int(fixed[236:244].strip() or b"-1")
-                record_seconds = float(fixed[244:252].strip() or b"1")
-                ns = int(fixed[252:256].strip())
-            except ValueError:
-                raise DataError(path, "corrupt BDF header (record count, duration or signal count)") from None
+            ns = _int_field(path, fixed[252:256], "the signal count")
+            if ns < 1:
+                raise DataError(path, f"corrupt header: signal count {ns} (at least 1 expected)")
+            if 256 * (ns + 1) > size:
+                raise DataError(
+                    path, f"truncated header: {ns} signals need {256 * (ns + 1)} header bytes, the file has {size}"
+                )
             sig = f.read(256 * ns)
     except OSError as e:
         raise DataError(path, f"cannot open: {e.strerror or e}") from None
-    if len(sig) < 256 * ns:
+    if len(sig) < 256 * ns:  # the file shrank while being read
         raise DataError(path, "truncated BDF header")
+    header_bytes = 256 * (ns + 1)
+    declared = _int_field(path, fixed[184:192], "the header size")
+    if declared != header_bytes:
+        raise DataError(path, f"corrupt header: header size {declared} bytes, but {ns} signals need {header_bytes}")
+    n_records = _int_field(path, fixed[236:244], "the number of data records")
+    record_seconds = _float_field(path, fixed[244:252], "the record duration")
+    if n_records < -1 or n_records == 0:
+        raise DataError(path, f"corrupt header: {n_records} data records (at least 1, or -1 = unknown)")
+    if record_seconds <= 0:
+        raise DataError(path, f"corrupt header: record duration {record_seconds:g} s (must be > 0)")
 
-    def block(offset: int, width: int) -> list[str]:
+    def block(offset: int, width: int) -> list[bytes]:
         start = offset * ns
-        return [sig[start + i * width : start + (i + 1) * width].decode("latin-1").strip() for i in range(ns)]
+        return [sig[start + i * width : start + (i + 1) * width] for i in range(ns)]
 
-    labels = block(0, 16)
-    units = block(16 + 80, 8)
-    spr_txt = block(16 + 80 + 8 * 5 + 80, 8)
-    try:
-        spr = tuple(int(s) for s in spr_txt)
-    except ValueError:
-        raise DataError(path, "corrupt BDF header (samples per record)") from None
-    return BdfHeader(tuple(labels), tuple(units), spr, n_records, record_seconds or 1.0, is_bdf)
+    labels = [b.decode("latin-1").strip() for b in block(0, 16)]
+    units = [b.decode("latin-1").strip() for b in block(16 + 80, 8)]
+    shown = ["".join(c if c.isprintable() else "?" for c in lab) for lab in labels]  # no control codes in errors
+    where = [f"signal {i + 1} ({lab or 'unlabelled'})" for i, lab in enumerate(shown)]
+    spr = tuple(
+        _int_field(path, b, f"samples per record of {w}") for b, w in zip(block(16 + 80 + 8 * 5 + 80, 8), where)
+    )
+    bad = [w for n, w in zip(spr, where) if n < 0]
+    if bad:
+        raise DataError(path, f"corrupt header: negative samples per record of {bad[0]}")
+    ranges = zip(block(16 + 80 + 8, 8), block(16 + 80 + 16, 8), block(16 + 80 + 24, 8), block(16 + 80 + 32, 8))
+    for (pmin, pmax, dmin, dmax), w, lab in zip(ranges, where, labels):
+        if lab.lower() in ANNOTATION_LABELS:
+            continue  # text, not samples: its ranges are never used
+        lo, hi = _float_field(path, pmin, f"physical minimum of {w}"), _float_field(path, pmax, f"physical maximum of {w}")
+        dlo, dhi = _int_field(path, dmin, f"digital minimum of {w}"), _int_field(path, dmax, f"digital maximum of {w}")
+        if dhi <= dlo:
+            raise DataError(path, f"corrupt header: digital range [{dlo}, {dhi}] of {w} is empty")
+        if hi == lo:
+            raise DataError(path, f"corrupt header: physical range [{lo:g}, {hi:g}] of {w} is empty")
+    record_bytes = sum(spr) * (3 if is_bdf else 2)
+    if record_bytes == 0:
+        raise DataError(path, "corrupt header: every signal has 0 samples per record (no data)")
+    n_whole, rest = divmod(size - header_bytes, record_bytes)
+    if n_records == -1:  # unknown (a recording that was not closed): what the file holds
+        if n_whole == 0:
+            raise DataError(path, "holds no complete data record")
+        if rest:
+            logger.warning("%s: the last data record is incomplete (%d of %d bytes): ignored", path, rest, record_bytes)
+        n_records = n_whole
+    elif n_whole < n_records:
+        raise DataError(
+            path,
+            f"truncated: the header declares {n_records} data records of {record_seconds:g} s, "
+            f"the file holds {n_whole}" + (f" and {rest} bytes of one more" if rest else ""),
+        )
+    elif size - header_bytes > n_records * record_bytes:
+        logger.warning("%s: %d bytes after the last of the %d data records: ignored",
+                       path, size - header_bytes - n_records * record_bytes, n_records)
+    return BdfHeader(tuple(labels), tuple(units), spr, n_records, record_seconds, is_bdf, header_bytes)

@@ -186,12 +186,19 @@ def read_raw_subject(
     path = Path(path)
     if eeg_order not in ("auto", "labels", "site"):
         raise ValueError(f"eeg_order must be 'auto', 'labels' or 'site', got {eeg_order!r}")
-    header = read_bdf_header(path)
+    header = read_bdf_header(path)  # checked against the file: truncation and corruption are errors
     # MNE drops annotation (TAL) signals; map header positions to MNE's
     keep = [i for i, lab in enumerate(header.labels) if lab.lower() not in _TAL]
-    labels = [header.labels[i] for i in keep]
+    # MNE keeps a 0-samples-per-record signal as zeros: name it "missing" instead
+    empty = {header.labels[i] for i in keep if header.samples_per_record[i] == 0}
+    labels = [header.labels[i] if header.samples_per_record[i] else "" for i in keep]
     units = [header.units[i] for i in keep]
-    status_idx = next((i for i, lab in enumerate(labels) if lab.lower() in STATUS_NAMES), None)
+    if empty:
+        logger.warning("%s: no samples (0 per record) in %s: treated as missing", path, ", ".join(sorted(empty)))
+    status_idx = next(
+        (i for i, lab in enumerate(labels) if lab.lower() in STATUS_NAMES and header.samples_per_record[keep[i]]),
+        None,
+    )
     if status_idx is None:
         raise DataError(path, "no Status channel (expected a channel labelled Status, '' or -1)")
     try:
@@ -218,7 +225,9 @@ def read_raw_subject(
     if use_labels:
         missing = [c for c in EEG_CHANNELS if c not in name_to_idx] + missing
     if missing:
-        raise DataError(path, f"missing channel(s): {', '.join(missing)}")
+        no_data = [c for c in missing if c in empty]
+        why = f" ({', '.join(no_data)}: 0 samples per record)" if no_data else ""
+        raise DataError(path, f"missing channel(s): {', '.join(missing)}{why}")
     if subject is None:
         subject = subject_id_from_name(path)
     subject = int(subject)
@@ -230,6 +239,9 @@ def read_raw_subject(
         taken = set(name_to_idx[c] for c in need) | {status_idx}
         if any(i in taken for i in range(32)) or len(labels) < 32:
             raise DataError(path, "the first 32 channels are not all EEG: cannot take EEG by position")
+        no_data = [header.labels[keep[i]] or f"#{i + 1}" for i in range(32) if not labels[i]]
+        if no_data:
+            raise DataError(path, f"EEG channel(s) {', '.join(no_data)}: 0 samples per record (no data)")
         pos = {name: j for j, name in enumerate(site)}
         eeg_idx = [pos[c] for c in EEG_CHANNELS]  # file position of each Geneva channel
         how = "by position, " + ("Twente" if site is EEG_CHANNELS_TWENTE else "Geneva") + " order"

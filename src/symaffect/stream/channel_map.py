@@ -35,6 +35,8 @@ from symaffect.spec import DEAP_CHANNELS, EEG_CHANNELS
 
 log = logging.getLogger(__name__)
 
+MAX_MAP_BYTES = 1 << 20
+"""Largest channel-map file read (a map is a few hundred bytes)."""
 IDENTITY_SETS: dict[str, tuple[str, ...]] = {"all": DEAP_CHANNELS, "eeg": EEG_CHANNELS, "none": ()}
 
 
@@ -111,6 +113,13 @@ def _from_dict(d: object, source: str) -> ChannelMap:
     ignore = d.get("ignore") or {}
     if not isinstance(channels, dict) or not isinstance(ignore, dict):
         raise DataError(source, "'channels' and 'ignore' must be mappings")
+    scalars = (str, int, float)
+    for key in ("name", "identity"):
+        if key in d and not isinstance(d[key], scalars):
+            raise DataError(source, f"'{key}' must be a single value")
+    for key, rules in (("channels", channels), ("ignore", ignore)):
+        if not all(isinstance(k, scalars) and isinstance(v, scalars) for k, v in rules.items()):
+            raise DataError(source, f"'{key}' must map each pattern to a single value")
     return ChannelMap(
         name=str(d.get("name", Path(source).stem)),
         channels=tuple((str(k), str(v)) for k, v in channels.items()),
@@ -142,8 +151,14 @@ def load_channel_map(spec: str | Path | ChannelMap | None = None) -> ChannelMap:
             text = (resources.files("symaffect.stream") / "maps" / f"{spec}.yaml").read_text()
             return _from_dict(yaml.safe_load(text), str(spec))
         raise DataError(spec, f"channel map not found (a YAML file or one of {shipped_maps()})")
+    if path.stat().st_size > MAX_MAP_BYTES:
+        raise DataError(path, f"larger than {MAX_MAP_BYTES // 1024} KB: not a channel map")
+    from symaffect.stream.recording import read_text
+
     try:
-        d = yaml.safe_load(path.read_text())
+        d = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
-        raise DataError(path, f"not valid YAML ({str(e).splitlines()[0]})") from e
+        raise DataError(path, f"not valid YAML ({(str(e).splitlines() or [''])[0]})") from None
+    except RecursionError:
+        raise DataError(path, "not a channel map (YAML nested too deeply)") from None
     return _from_dict(d, str(path))

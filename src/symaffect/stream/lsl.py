@@ -83,25 +83,46 @@ def marker_name(name: str) -> str:
 
 
 def read_markers_csv(path: str | Path) -> list[tuple[str, float, float | None]]:
-    """Music segments from a CSV with header ``track,start,end`` (seconds; end may be empty)."""
+    """Music segments from a CSV with header ``track,start,end`` (seconds; end may be empty).
+
+    Raises
+    ------
+    DataError
+        Naming the file (and line): missing, not UTF-8 text, not CSV, no ``track`` /
+        ``start`` column, an empty track, a start or end that is not a finite number
+        >= 0, or an end before its start.
+    """
     import csv
+    import io
+    import math
+
+    from symaffect.stream.recording import read_text
 
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "markers file not found")
     out = []
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"track", "start"} <= {h.strip() for h in reader.fieldnames}:
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    try:
+        if not reader.fieldnames or not {"track", "start"} <= {h.strip() for h in reader.fieldnames if h}:
             raise DataError(path, "markers CSV needs a header with track,start[,end]")
-        for i, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+        for row in reader:
+            i = reader.line_num
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
             try:
-                start = float(row["start"])
+                start = float(row.get("start", ""))
                 end = float(row["end"]) if row.get("end") else None
             except ValueError:
                 raise DataError(path, f"line {i}: start/end must be numbers") from None
+            if not math.isfinite(start) or start < 0 or (end is not None and not math.isfinite(end)):
+                raise DataError(path, f"line {i}: start/end must be finite seconds >= 0")
+            if end is not None and end < start:
+                raise DataError(path, f"line {i}: end {end:g} s is before start {start:g} s")
+            if not row.get("track"):
+                raise DataError(path, f"line {i}: empty track name")
             out.append((row["track"], start, end))
+    except csv.Error as e:
+        raise DataError(path, f"line {reader.line_num}: not a readable CSV row ({e})") from None
     return out
 
 

@@ -313,6 +313,11 @@ def run_recording(
     chunk_seconds : float or None
         Feed the recording in chunks of this length (the result does not depend on it;
         None = one piece).
+
+    Raises
+    ------
+    DataError
+        The recording is shorter than one model window (no hop at all).
     """
     if not isinstance(predictor, Predictor):
         predictor = Predictor(predictor)
@@ -323,6 +328,12 @@ def run_recording(
     out: list[HopResult] = []
     for i in range(0, n, step):
         out.extend(pipe.push(recording.data[:, i:i + step]))
+    if not out:  # never an empty result without a reason
+        raise DataError(
+            recording.source or "recording",
+            f"{recording.duration:.2f} s of signal is shorter than one {predictor.window_seconds:g}-s model "
+            "window: nothing to predict",
+        )
     return out
 
 

@@ -8,6 +8,7 @@ causally, in :mod:`symaffect.stream.preprocess` (the same code path as the live 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import re
 from dataclasses import dataclass, field
@@ -22,6 +23,9 @@ from symaffect.stream.channel_map import ChannelMap, load_channel_map
 log = logging.getLogger(__name__)
 
 TIME_COLUMNS = ("time", "t", "timestamp", "timestamps", "time_s", "seconds")
+MIN_SFREQ, MAX_SFREQ = 1.0, 100_000.0
+"""Sampling rates accepted (Hz): everything is resampled to 128 Hz, so a rate from a
+corrupt time column or header (1e-9 or 1e12 Hz) is refused before any buffer is sized."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,10 +86,10 @@ def _mapped(
             f"no channel maps to a model channel with map {cmap.name!r} (channels: {', '.join(names[:12])});"
             " give --channel-map",
         )
+    if not np.isfinite(sfreq) or not MIN_SFREQ <= sfreq <= MAX_SFREQ:
+        raise DataError(source, f"sampling rate {sfreq:g} Hz is outside [{MIN_SFREQ:g}, {MAX_SFREQ:g}] Hz")
     rows = [names.index(s) for s in mapping]
     arr = np.asarray(data, dtype=np.float64)[rows]
-    if not np.isfinite(sfreq) or sfreq <= 0:
-        raise DataError(source, f"bad sampling rate {sfreq}")
     return Recording(
         data=np.ascontiguousarray(arr),
         ch_names=tuple(mapping.values()),
@@ -155,11 +159,26 @@ def _read_deap(path: Path, cmap: ChannelMap, trial: int | None) -> Recording:
 def _read_mne(path: Path, cmap: ChannelMap) -> Recording:
     import mne
 
+    from symaffect.data.bdf import ANNOTATION_LABELS, read_bdf_header
+
+    empty: set[int] = set()  # MNE positions of signals with no samples (MNE fills them with zeros)
+    notes: list[str] = []
+    if path.suffix.lower() in (".edf", ".bdf"):
+        header = read_bdf_header(path)  # truncated or corrupt header / data records: DataError
+        kept = [i for i, lab in enumerate(header.labels) if lab.lower() not in ANNOTATION_LABELS]
+        empty = {j for j, i in enumerate(kept) if header.samples_per_record[i] == 0}
+        notes = [f"{header.labels[kept[j]] or f'signal {kept[j] + 1}'}: 0 samples per record in the header"
+                 " (no data); left out" for j in sorted(empty)]
     try:
         raw = mne.io.read_raw(path, preload=True, verbose="error")
     except Exception as e:  # noqa: BLE001 - any reader failure is a bad file
-        raise DataError(path, f"not readable by MNE ({type(e).__name__}: {str(e).splitlines()[0]})") from e
-    picks = [i for i, t in enumerate(raw.get_channel_types()) if t != "stim"]
+        msg = (str(e).splitlines() or [""])[0]
+        raise DataError(path, f"not readable by MNE ({type(e).__name__}: {msg})") from None
+    for n in notes:
+        log.warning("%s: %s", path.name, n)
+    picks = [i for i, t in enumerate(raw.get_channel_types()) if t != "stim" and i not in empty]
+    if not picks:
+        raise DataError(path, "no signal with samples (every channel is a trigger channel or empty)")
     data = raw.get_data(picks=picks)
     names = [raw.ch_names[i] for i in picks]
     # MNE gives SI units (V); DEAP's EEG/EOG/EMG are in microvolts
@@ -169,20 +188,41 @@ def _read_mne(path: Path, cmap: ChannelMap) -> Recording:
             data[i] *= 1e6
     markers = [(str(d), float(o), float(o + dur)) for o, dur, d in
                zip(raw.annotations.onset, raw.annotations.duration, raw.annotations.description)]
-    return _mapped(data, names, raw.info["sfreq"], cmap, path, markers=markers)
+    rec = _mapped(data, names, raw.info["sfreq"], cmap, path, markers=markers)
+    rec.notes[:0] = notes
+    return rec
 
 
 def _parse_float(cell: str) -> float:
+    """A sample: a finite number, or NaN for an empty / ``nan`` / ``na`` / ``null`` cell."""
     cell = cell.strip()
     if cell == "" or cell.lower() in ("nan", "na", "null", "none"):
         return float("nan")
-    return float(cell)
+    v = float(cell)
+    if not np.isfinite(v):
+        raise ValueError(f"{cell!r} is not finite")
+    return v
+
+
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM is skipped); DataError naming the line otherwise."""
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            path, f"line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8"
+        ) from None
 
 
 def _read_csv(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:
     delim = "\t" if path.suffix.lower() == ".tsv" else ","
-    with path.open(newline="") as f:
-        reader = csv.reader(f, delimiter=delim)
+    reader = csv.reader(io.StringIO(read_text(path), newline=""), delimiter=delim)
+    try:
         try:
             header = [h.strip() for h in next(reader)]
         except StopIteration:
@@ -190,7 +230,8 @@ def _read_csv(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:
         if not header or all(_is_number(h) for h in header):
             raise DataError(path, "CSV needs a header row of channel names")
         rows = []
-        for line_no, row in enumerate(reader, start=2):
+        for row in reader:
+            line_no = reader.line_num
             if not row:
                 continue
             if len(row) != len(header):
@@ -198,7 +239,10 @@ def _read_csv(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:
             try:
                 rows.append([_parse_float(c) for c in row])
             except ValueError:
-                raise DataError(path, f"line {line_no}: non-numeric cell") from None
+                bad = next(c for c in row if not _is_sample(c))
+                raise DataError(path, f"line {line_no}: cell {_clip(bad)!r} is not a finite number") from None
+    except csv.Error as e:
+        raise DataError(path, f"line {reader.line_num}: not a readable CSV row ({e})") from None
     if len(rows) < 2:
         raise DataError(path, "CSV has fewer than 2 data rows")
     arr = np.asarray(rows, dtype=np.float64).T  # (C, S)
@@ -221,6 +265,18 @@ def _read_csv(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:
     return _mapped(data, names, float(sfreq), cmap, path)
 
 
+def _is_sample(cell: str) -> bool:
+    try:
+        _parse_float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _clip(s: str, n: int = 40) -> str:
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)
@@ -232,21 +288,20 @@ def _is_number(s: str) -> bool:
 def _read_biosppy(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:
     header: dict[str, str] = {}
     values: list[float] = []
-    with path.open() as f:
-        for line_no, line in enumerate(f, start=1):
-            s = line.strip()
-            if not s:
-                continue
-            if s.startswith("#"):
-                if ":=" in s:
-                    k, v = s[1:].split(":=", 1)
-                    header[k.strip().lower()] = v.strip()
-                continue
-            cells = s.split()
-            try:
-                values.extend(_parse_float(c) for c in cells[:1])
-            except ValueError:
-                raise DataError(path, f"line {line_no}: non-numeric value") from None
+    for line_no, line in enumerate(read_text(path).splitlines(), start=1):
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith("#"):
+            if ":=" in s:
+                k, v = s[1:].split(":=", 1)
+                header[k.strip().lower()] = v.strip()
+            continue
+        cells = s.split()
+        try:
+            values.extend(_parse_float(c) for c in cells[:1])
+        except ValueError:
+            raise DataError(path, f"line {line_no}: value {_clip(cells[0])!r} is not a finite number") from None
     if sfreq is None:
         rate = header.get("sampling rate (hz)")
         if rate is None:
@@ -254,7 +309,7 @@ def _read_biosppy(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recordin
         try:
             sfreq = float(rate)
         except ValueError:
-            raise DataError(path, f"bad sampling rate {rate!r}") from None
+            raise DataError(path, f"bad sampling rate {_clip(rate)!r}") from None
     if len(values) < 2:
         raise DataError(path, "fewer than 2 samples")
     label = header.get("labels", path.stem).split(",")[0].strip() or path.stem

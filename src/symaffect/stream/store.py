@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -148,19 +149,36 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(con: sqlite3.Connection, *, target: int = SCHEMA_VERSION) -> int:
+def migrate(con: sqlite3.Connection, *, target: int = SCHEMA_VERSION, source: str | Path | None = None) -> int:
     """Run the migrations from the database's ``user_version`` up to ``target``.
 
     Each migration runs in its own transaction together with the version bump.
+
+    Parameters
+    ----------
+    con : sqlite3.Connection
+    target : int
+    source : str or Path, optional
+        The database file, named in errors.
 
     Returns
     -------
     int
         The schema version after migrating.
+
+    Raises
+    ------
+    DataError
+        A schema newer than this code (or a negative version), naming ``source``.
     """
     version = con.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise DataError(None, f"session database schema v{version} is newer than this code (v{SCHEMA_VERSION})")
+    if version > SCHEMA_VERSION or version < 0:
+        raise DataError(
+            source,
+            f"session database schema v{version} is newer than this code (v{SCHEMA_VERSION}): "
+            "upgrade symaffect, or use another --db" if version > 0 else
+            f"session database schema v{version} is not a valid version",
+        )
     for v in range(version, target):
         log.info("migrating session database v%d -> v%d", v, v + 1)
         con.execute("BEGIN IMMEDIATE")
@@ -212,11 +230,14 @@ class SessionStore:
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         self._closed = False
-        con = self._con()
         try:
-            self.schema_version = migrate(con)
+            self.schema_version = migrate(self._con(), source=self.path)
         except sqlite3.DatabaseError as e:
-            raise DataError(self.path, f"not a readable session database ({e})") from e
+            self.close()
+            raise DataError(self.path, f"not a readable session database ({e})") from None
+        except BaseException:
+            self.close()
+            raise
 
     # connections ---------------------------------------------------------------------
 
@@ -230,9 +251,16 @@ class SessionStore:
             con.execute("PRAGMA foreign_keys=ON")
             con.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
         except sqlite3.DatabaseError as e:
-            raise DataError(self.path, f"cannot open session database ({e})") from e
+            raise DataError(self.path, f"cannot open session database ({e})") from None
         con.row_factory = sqlite3.Row
         return con
+
+    def _read(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
+        """Run a query; a corrupt or unreadable file is a DataError naming it."""
+        try:
+            return self._con().execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise DataError(self.path, f"cannot read session database ({e})") from None
 
     def _con(self) -> sqlite3.Connection:
         if self._closed:
@@ -328,26 +356,25 @@ class SessionStore:
 
     def sessions(self) -> list[dict]:
         """All sessions, newest first (session rows, see module docstring)."""
-        rows = self._con().execute(
+        rows = self._read(
             "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
             " FROM sessions s ORDER BY s.id DESC"
-        ).fetchall()
-        return [_session_row(r) for r in rows]
+        )
+        return [_session_row(r, self.path) for r in rows]
 
     def session(self, session_id: int) -> dict:
         """One session row; DataError if there is none with this id."""
-        row = self._con().execute(
+        rows = self._read(
             "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
             " FROM sessions s WHERE s.id = ?",
             (int(session_id),),
-        ).fetchone()
-        if row is None:
+        )
+        if not rows:
             raise DataError("session", f"no session with id {session_id}")
-        return _session_row(row)
+        return _session_row(rows[0], self.path)
 
     def _check_session(self, session_id: int) -> None:
-        row = self._con().execute("SELECT 1 FROM sessions WHERE id = ?", (int(session_id),)).fetchone()
-        if row is None:
+        if not self._read("SELECT 1 FROM sessions WHERE id = ?", (int(session_id),)):
             raise DataError("session", f"no session with id {session_id}")
 
     # segments -------------------------------------------------------------------------
@@ -373,19 +400,18 @@ class SessionStore:
 
     def end_segment(self, segment_id: int, end: float) -> None:
         """Set the end (stream time) of an open segment."""
-        row = self._con().execute("SELECT start FROM segments WHERE id = ?", (int(segment_id),)).fetchone()
-        if row is None:
+        rows = self._read("SELECT start FROM segments WHERE id = ?", (int(segment_id),))
+        if not rows:
             raise DataError("segment", f"no segment with id {segment_id}")
+        row = rows[0]
         if end < row["start"]:
             raise DataError("end", f"segment end {end} is before its start {row['start']}")
         self._write('UPDATE segments SET "end" = ? WHERE id = ?', (float(end), int(segment_id)))
 
     def segments(self, session_id: int) -> list[dict]:
         """The session's segments, by start time."""
-        rows = self._con().execute(
-            "SELECT * FROM segments WHERE session_id = ? ORDER BY start, id", (int(session_id),)
-        ).fetchall()
-        return [dict(r) for r in rows]
+        rows = self._read("SELECT * FROM segments WHERE session_id = ? ORDER BY start, id", (int(session_id),))
+        return [_segment_row(r, self.path) for r in rows]
 
     # predictions ----------------------------------------------------------------------
 
@@ -414,15 +440,13 @@ class SessionStore:
     def predictions(self, session_id: int, since_t: float | None = None) -> list[dict]:
         """The session's predictions by time; only those with ``t > since_t`` if given."""
         if since_t is None:
-            rows = self._con().execute(
-                "SELECT * FROM predictions WHERE session_id = ? ORDER BY t, id", (int(session_id),)
-            ).fetchall()
+            rows = self._read("SELECT * FROM predictions WHERE session_id = ? ORDER BY t, id", (int(session_id),))
         else:
-            rows = self._con().execute(
+            rows = self._read(
                 "SELECT * FROM predictions WHERE session_id = ? AND t > ? ORDER BY t, id",
                 (int(session_id), float(since_t)),
-            ).fetchall()
-        return [_prediction_row(r) for r in rows]
+            )
+        return [_prediction_row(r, self.path) for r in rows]
 
     # quality --------------------------------------------------------------------------
 
@@ -435,25 +459,88 @@ class SessionStore:
 
     def quality(self, session_id: int) -> list[dict]:
         """The session's quality flags, by time."""
-        rows = self._con().execute(
-            "SELECT * FROM quality WHERE session_id = ? ORDER BY t, id", (int(session_id),)
-        ).fetchall()
-        return [dict(r) for r in rows]
+        rows = self._read("SELECT * FROM quality WHERE session_id = ? ORDER BY t, id", (int(session_id),))
+        return [_quality_row(r, self.path) for r in rows]
 
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``"ok"`` for a healthy file."""
-        return self._con().execute("PRAGMA integrity_check").fetchone()[0]
+        return self._read("PRAGMA integrity_check")[0][0]
 
 
-def _session_row(r: sqlite3.Row) -> dict:
+def _bad(path: Path, table: str, r: dict, col: str, problem: str) -> DataError:
+    return DataError(path, f"{table} row {r.get('id')}: column {col} {problem} (corrupt row)")
+
+
+def _json(path: Path, table: str, r: dict, col: str, kind: type, default: str) -> Any:
+    """Column ``col`` of row ``r`` decoded from JSON; it must be a ``kind``."""
+    text = r.get(col)
+    text = default if text is None else text
+    if not isinstance(text, (str, bytes)):
+        raise _bad(path, table, r, col, f"holds a {type(text).__name__}, not JSON text")
+    try:
+        val = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise _bad(path, table, r, col, f"is not valid JSON ({type(e).__name__}: {str(e)[:60]})") from None
+    if not isinstance(val, kind):
+        raise _bad(path, table, r, col, f"holds a {type(val).__name__}, not a {kind.__name__}")
+    return val
+
+
+def _number(path: Path, table: str, r: dict, col: str, *, optional: bool = False) -> None:
+    v = r.get(col)
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (optional or math.isfinite(v)):
+        raise _bad(path, table, r, col, f"holds {str(v)[:40]!r}, not a {'' if optional else 'finite '}number")
+
+
+def _str_list(path: Path, table: str, r: dict, col: str, default: str) -> list:
+    val = _json(path, table, r, col, list, default)
+    if not all(isinstance(x, str) for x in val):
+        raise _bad(path, table, r, col, "is not a list of strings")
+    return val
+
+
+def _session_row(r: sqlite3.Row, path: Path) -> dict:
     d = dict(r)
-    d["meta"] = json.loads(d.get("meta") or "{}")
+    d["meta"] = _json(path, "sessions", d, "meta", dict, "{}")
+    _number(path, "sessions", d, "started_at")
+    _number(path, "sessions", d, "ended_at", optional=True)
     return d
 
 
-def _prediction_row(r: sqlite3.Row) -> dict:
+def _segment_row(r: sqlite3.Row, path: Path) -> dict:
     d = dict(r)
-    d["probabilities"] = json.loads(d["probabilities"])
-    d["modalities_used"] = json.loads(d["modalities_used"])
-    d["flags"] = json.loads(d.get("flags") or "[]")
+    _number(path, "segments", d, "start")
+    _number(path, "segments", d, "end", optional=True)
+    if not isinstance(d.get("track"), str):
+        raise _bad(path, "segments", d, "track", "is not text")
+    return d
+
+
+def _quality_row(r: sqlite3.Row, path: Path) -> dict:
+    d = dict(r)
+    _number(path, "quality", d, "t")
+    for col in ("modality", "flag", "detail"):
+        if not isinstance(d.get(col), str):
+            raise _bad(path, "quality", d, col, "is not text")
+    return d
+
+
+def _prediction_row(r: sqlite3.Row, path: Path) -> dict:
+    d = dict(r)
+    t = "predictions"
+    probs = _json(path, t, d, "probabilities", dict, "{}")
+    for task, p in probs.items():
+        if not isinstance(p, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p):
+            raise _bad(path, t, d, "probabilities", f"task {str(task)[:20]!r} is not a list of numbers")
+    d["probabilities"] = probs
+    d["modalities_used"] = _str_list(path, t, d, "modalities_used", "[]")
+    d["flags"] = _str_list(path, t, d, "flags", "[]")
+    _number(path, t, d, "t")
+    _number(path, t, d, "confidence")
+    for col in ("valence", "arousal", "liking", "latency_ms", "created_at"):
+        _number(path, t, d, col, optional=True)
+    if d.get("quadrant") is not None and not isinstance(d["quadrant"], str):
+        raise _bad(path, t, d, "quadrant", "is not text")
     return d
