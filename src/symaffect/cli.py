@@ -24,9 +24,10 @@ err_console = Console(stderr=True)
 
 def main(argv: Optional[list[str]] = None) -> None:
     """Entry point. Every user-facing error -- a usage error (bad, unknown or missing option
-    or argument), a :class:`SymaffectError` (bad data or config) or running out of memory
-    on an input -- becomes one line on stderr and exit code 2; SIGTERM during training
-    becomes one line and 128 + signal (143). Anything else is a bug and keeps its traceback.
+    or argument), a :class:`SymaffectError` (bad data or config), running out of memory on
+    an input, or an OS error on a named file (no permission, no such folder, disk full) --
+    becomes one line on stderr and exit code 2; SIGTERM during training becomes one line and
+    128 + signal (143). Anything else is a bug and keeps its traceback.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = sys.argv[1:] if argv is None else list(argv)
@@ -43,6 +44,10 @@ def main(argv: Optional[list[str]] = None) -> None:
     except MemoryError:
         inputs = [a for a in args if not a.startswith("-") and Path(a).exists()]
         _fail(f"error: {', '.join(inputs) or 'input'}: out of memory while reading it (too large or corrupt)")
+    except OSError as e:
+        if e.filename is None:
+            raise
+        _fail(f"error: {e.filename}: {e.strerror or e}")  # no permission, no such folder, disk full, ...
     except Exception as e:
         line = _usage_error_line(e)
         if line is None:
@@ -161,7 +166,8 @@ def out_folder(*, empty_unless: tuple[str, ...] = ()) -> Callable[[Any], Any]:
         if v.exists() and not v.is_dir():
             raise typer.BadParameter(f"{str(v)!r} is an existing file; give a folder")
         _no_file_above(v.parent)
-        if empty_unless and v.is_dir() and any(v.iterdir()) and not any((v / n).exists() for n in empty_unless):
+        others = v.is_dir() and any(not f.name.startswith(".") for f in v.iterdir())  # .tmp of atomic writes
+        if empty_unless and others and not any((v / n).exists() for n in empty_unless):
             raise typer.BadParameter(
                 f"{str(v)!r} holds other files; give a new or empty folder (or one this command wrote)")
 
@@ -223,7 +229,8 @@ def synth(
         help="Folder to write sNN.dat, participant_ratings.csv, synth_meta.json (new, empty, or an earlier synth's).")],
     subjects: Annotated[int, typer.Option(
         "--subjects", callback=number(ge=1, le=99), help="Number of subjects (s01..sNN).")] = 32,
-    trials: Annotated[int, typer.Option("--trials", callback=number(ge=1, le=1000), help="Trials (videos) per subject.")] = 40,
+    trials: Annotated[int, typer.Option(
+        "--trials", callback=number(ge=1, le=1000), help="Trials (videos) per subject.")] = 40,
     seconds: Annotated[float, typer.Option(
         "--seconds", callback=number(gt=0, le=3600), help="Trial length incl. the 3-s baseline.")] = 63.0,
     seed: Annotated[int, typer.Option("--seed", callback=SEED, help="Seed of every random stream.")] = 0,
@@ -258,7 +265,8 @@ def synth(
 def explain_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder made by `symaffect train`.")],
     data: Annotated[Path, typer.Option(help="The data folder the run was trained on.")],
-    out: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Figure folder (default RUN_DIR/explain).")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        callback=out_folder(), help="Figure folder (default RUN_DIR/explain).")] = None,
     n_windows: Annotated[int, typer.Option(callback=COUNT, help="Test windows to average over.")] = 64,
 ) -> None:
     """Figures of what the model attends to: CSI channel affinities, ISI gate vs Hz, attention.
@@ -403,8 +411,9 @@ def bench_cmd(
     seeds: Annotated[Optional[str], typer.Option(
         callback=int_list(), help="Comma-separated training seeds, e.g. 0,1.")] = None,
     folds: Annotated[int, typer.Option(
-        callback=number(ge=1, le=100), help="Subject splits: N-fold subject CV for the 8:2 tables (2, 3, 6, 7; 5 folds = 8:2), N repeated "
-                    "hold-outs with split seeds 0..N-1 for 7:3 / 6:4 (4, 5); 1 = one hold-out (no spread).")] = 5,
+        callback=number(ge=1, le=100),
+        help="Subject splits: N-fold subject CV for the 8:2 tables (2, 3, 6, 7; 5 folds = 8:2), N repeated "
+             "hold-outs with split seeds 0..N-1 for 7:3 / 6:4 (4, 5); 1 = one hold-out (no spread).")] = 5,
     max_epochs: Annotated[Optional[int], typer.Option(callback=COUNT, help="Override the preset's epochs.")] = None,
     train_windows: Annotated[Optional[int], typer.Option(
         callback=number(ge=1, le=INT64_MAX), help="Training windows per epoch (random subset; CPU budget).")] = None,

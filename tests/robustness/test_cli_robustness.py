@@ -214,6 +214,8 @@ DATA = [
      ["latin1_markers.csv", "UTF-8"]),
     ("check-corrupt-dat", ["data", "check", "junkdata"], ["junkdata/s01.dat"]),
     ("report-junk-db", ["report", "1", "--db", "junk.db"], ["junk.db"]),
+    ("synth-out-not-writable", ["synth", "/proc/symaffect-robustness", "--subjects", "1", "--trials", "1",
+                                "--seconds", "4"], ["/proc/symaffect-robustness"]),
 ]
 
 # MemoryError while reading input: at a reader that knows its file, and anywhere else
@@ -265,7 +267,11 @@ def _numeric(tp) -> bool:
 
 def test_every_numeric_option_is_checked_at_the_door():
     """A registry-wide check: a new int/float option without a door check fails here."""
+    from symaffect import cli
     from symaffect.cli import app
+    from symaffect.train.config import ACCELERATORS, SEED_MAX
+
+    assert set(cli.ACCELERATORS) == set(ACCELERATORS) and cli.SEED_MAX == SEED_MAX  # door == config
 
     funcs = [c.callback for c in app.registered_commands] + [
         c.callback for g in app.registered_groups for c in g.typer_instance.registered_commands]
