@@ -14,6 +14,8 @@ from symaffect.stream.store import SessionStore
 
 from .session_data import SEGMENTS, make_prediction, make_store
 
+BASE = "http://127.0.0.1:8765"  # the Host header must name this server (loopback)
+
 
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory):
@@ -25,7 +27,7 @@ def shared_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(shared_store):
     """A client for tests that do not change the store."""
-    with TestClient(create_app(shared_store, poll_s=0.05)) as c:
+    with TestClient(create_app(shared_store, poll_s=0.05), base_url=BASE) as c:
         yield c
 
 
@@ -38,7 +40,7 @@ def store_path(tmp_path):
 @pytest.fixture
 def rw_client(store_path):
     """A client over a fresh store, for tests that write."""
-    with TestClient(create_app(store_path, poll_s=0.05)) as c:
+    with TestClient(create_app(store_path, poll_s=0.05), base_url=BASE) as c:
         yield c
 
 
@@ -179,7 +181,7 @@ def test_pages_are_self_contained(client):
 
 
 def test_token_required_when_set(store_path):
-    with TestClient(create_app(store_path, token="s3cret-token")) as c:
+    with TestClient(create_app(store_path, token="s3cret-token"), base_url=BASE) as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/api/sessions").status_code == 401
         assert c.get("/").status_code == 401

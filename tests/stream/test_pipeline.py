@@ -214,6 +214,30 @@ def test_cli_predict(run_dir, tmp_path, signals):
     assert "valence" in r.output and (tmp_path / "o.csv").is_file()
 
 
+@pytest.mark.parametrize("seconds", [1, 2])
+def test_recording_shorter_than_one_window_is_an_error(run_dir, tmp_path, seconds):
+    """Never "0/0 hops" without a reason: a BDF shorter than the model's 2-s window is one
+    clear line (exit 2 from the CLI); exactly one window gives one hop."""
+    from symaffect.data.bdf import write_bdf
+
+    rng = np.random.default_rng(0)
+    p = tmp_path / "short.bdf"
+    write_bdf(p, rng.standard_normal((2, 128 * seconds)) * 10, ["GSR", "Resp"], 128)
+    rec = read_recording(p)
+    if seconds == 2:
+        assert len(run_recording(Predictor(run_dir), rec)) == 1
+        return
+    with pytest.raises(DataError, match=r"short\.bdf: 1\.00 s of signal is shorter than one 2-s model window"):
+        run_recording(Predictor(run_dir), rec)
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "symaffect.cli", "predict", str(run_dir), str(p)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr[-2000:]
+    assert "shorter than one 2-s model window" in r.stderr and "0/0" not in r.stdout + r.stderr
+
+
 # --- real recordings -----------------------------------------------------------------
 
 REAL_CASES = [

@@ -8,10 +8,16 @@ music segments; new predictions arrive by server-sent events from
 the page loads comes from this server: plotly.min.js is read from the installed plotly
 package, never from a CDN, and a Content-Security-Policy forbids anything else.
 
-Security: bind to loopback unless a token is set (:func:`check_bind`); with a token
-every route except ``/healthz`` needs ``Authorization: Bearer <token>`` or
-``?token=<token>``. Requests are validated by pydantic / FastAPI: a malformed request
-gets a 4xx with a one-line ``message`` plus the details, never a 500.
+Security (see ``docs/security.md``): bind to loopback unless a token is set
+(:func:`check_bind`). One ASGI layer (:class:`Guard`) runs before routing, in this
+order: the ``Host`` header must name this server (loopback names plus the configured
+host: a DNS-rebinding page gets 400), a cross-origin ``Origin`` on a write gets 403,
+then with a token every path except ``/healthz`` (the OpenAPI schema included) needs
+``Authorization: Bearer <token>`` or ``?token=<token>`` (401, before any body is read),
+and a body over :data:`MAX_BODY_BYTES` gets 413, whether it declares its length or
+streams it in chunks (never more than that is buffered). Requests are then validated by
+pydantic / FastAPI: a malformed request gets a 4xx with a one-line ``message`` plus the
+details, never a 500.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -49,6 +56,9 @@ MAX_ID = 2**63 - 1
 MAX_TIME_S = 1e7
 """Largest time accepted in the API (s since session start; about 115 days)."""
 LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+"""Host names a loopback dashboard answers to (``Host`` header, port stripped)."""
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
@@ -154,10 +164,162 @@ class _Stores:
         self.store.close()
 
 
+# --- the guard: host, origin, token, body size (before routing) ----------------------
+
+
+def _host_name(value: str) -> str | None:
+    """The host of a ``Host`` header or an origin's netloc, lower-cased, without the port."""
+    v = value.strip().lower()
+    if not v or any(c in v for c in "/@?# \t"):
+        return None
+    if v.startswith("["):  # [::1]:8765
+        end = v.find("]")
+        if end < 0 or (v[end + 1:] and not v[end + 1:].startswith(":")):
+            return None
+        return v[1:end]
+    host, _, port = v.partition(":")
+    if port and not port.isdigit():
+        return None
+    return host.rstrip(".") or None
+
+
+def allowed_hosts(host: str | None, extra: tuple[str, ...] = ()) -> frozenset[str] | None:
+    """Host names the dashboard answers to; None (any) when bound to every interface.
+
+    Loopback names always; plus ``host`` itself and ``extra``. Bound to ``0.0.0.0`` /
+    ``::`` (which :func:`check_bind` allows only with a token) the names clients use are
+    unknown, so any is accepted unless ``extra`` lists them.
+    """
+    names = set(LOOPBACK_HOSTS) | {h.strip("[]").lower().rstrip(".") for h in extra if h}
+    if host is not None and host.strip("[]") in WILDCARD_HOSTS and not extra:
+        return None
+    if host is not None and host.strip("[]") not in WILDCARD_HOSTS:
+        names.add(host.strip("[]").lower().rstrip("."))
+    return frozenset(names)
+
+
+class Guard:
+    """ASGI middleware: Host allow-list, same-origin writes, token, body limit, headers.
+
+    Everything here runs before the app reads the body or routes the request, so a
+    request that fails any check costs at most :data:`MAX_BODY_BYTES` of memory and never
+    reaches a handler.
+
+    Parameters
+    ----------
+    app : ASGI app
+    hosts : frozenset of str or None
+        Allowed host names (:func:`allowed_hosts`); None accepts any.
+    token : str or None
+        Required on every path but ``/healthz`` when set.
+    max_body : int
+        Largest request body, counted as it streams in.
+    """
+
+    def __init__(self, app: Any, *, hosts: frozenset[str] | None, token: str | None, max_body: int):
+        self.app, self.hosts, self.token, self.max_body = app, hosts, token, max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        problem = self._check(scope, headers)
+        if problem is not None:
+            await self._reply(send, *problem)
+            return
+        body, more = b"", True
+        while more:  # read (and count) the body before anything parses it
+            msg = await receive()
+            if msg["type"] != "http.request":
+                break  # client went away: the app sees an empty body, then the disconnect
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+            if len(body) > self.max_body:
+                await self._reply(send, 413, f"request body larger than {self.max_body} bytes")
+                return
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        async def send_with_headers(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message = dict(message)
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in _SECURITY_HEADERS
+                    if k not in {h[0].lower() for h in message.get("headers", [])}
+                ]
+            await send(message)
+
+        await self.app(scope, replay, send_with_headers)
+
+    def _check(self, scope: dict, headers: dict[str, str]) -> tuple[int, str, dict] | None:
+        host = headers.get("host")
+        name = _host_name(host) if host is not None else None
+        if name is None or (self.hosts is not None and name not in self.hosts):
+            shown = "none" if host is None else repr(host[:60])
+            return 400, f"Host header {shown} is not a name of this server", {}
+        origin = headers.get("origin")
+        if scope.get("method", "GET") not in ("GET", "HEAD", "OPTIONS") and origin is not None:
+            o_host = _host_name(origin.split("://", 1)[-1]) if "://" in origin else None
+            if o_host is None or o_host != name:
+                return 403, f"cross-origin request from {origin[:60]!r} refused", {}
+        if self.token and scope.get("path") != "/healthz" and not self._authorised(scope, headers):
+            return 401, "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=", {
+                "www-authenticate": "Bearer"}
+        cl = headers.get("content-length")
+        if cl is not None:
+            if not cl.strip().isdigit():
+                return 400, "bad Content-Length header", {}
+            if int(cl) > self.max_body:
+                return 413, f"request body larger than {self.max_body} bytes", {}
+        return None
+
+    def _authorised(self, scope: dict, headers: dict[str, str]) -> bool:
+        from urllib.parse import parse_qs
+
+        auth = headers.get("authorization", "")
+        given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        if not given:
+            try:
+                qs = parse_qs(scope.get("query_string", b"").decode("latin-1"), max_num_fields=64)
+            except ValueError:
+                qs = {}
+            given = (qs.get("token") or [None])[0]
+        assert self.token is not None
+        return bool(given) and hmac.compare_digest(given.encode("utf-8", "replace"), self.token.encode())
+
+    @staticmethod
+    async def _reply(send: Any, status: int, message: str, headers: dict | None = None) -> None:
+        body = json.dumps({"message": message, "detail": message}).encode()
+        hdrs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close")]
+        hdrs += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+        hdrs += list(_SECURITY_HEADERS)
+        await send({"type": "http.response.start", "status": status, "headers": hdrs})
+        await send({"type": "http.response.body", "body": body})
+
+
+_SECURITY_HEADERS = (
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+
+
 # --- app -------------------------------------------------------------------------------
 
 
-def create_app(db_path: str | Path, token: str | None = None, *, poll_s: float = 0.5) -> FastAPI:
+def create_app(
+    db_path: str | Path, token: str | None = None, *, poll_s: float = 0.5, host: str | None = None,
+    extra_hosts: tuple[str, ...] = (),
+) -> FastAPI:
     """Build the dashboard app over the session store at ``db_path``.
 
     Parameters
@@ -165,9 +327,15 @@ def create_app(db_path: str | Path, token: str | None = None, *, poll_s: float =
     db_path : str or Path
         SQLite session store (created empty when absent).
     token : str, optional
-        When set, every route except ``/healthz`` needs it (Bearer header or ``?token=``).
+        When set, every route except ``/healthz`` needs it (Bearer header or ``?token=``),
+        the OpenAPI schema included.
     poll_s : float
         How often the event stream polls the store for new rows (s).
+    host : str, optional
+        The address the server is bound to; requests must name it (or a loopback name)
+        in their ``Host`` header (see :func:`allowed_hosts`). Default: loopback names only.
+    extra_hosts : tuple of str
+        More host names to accept (e.g. the machine's DNS name behind ``0.0.0.0``).
 
     Returns
     -------
@@ -183,46 +351,19 @@ def create_app(db_path: str | Path, token: str | None = None, *, poll_s: float =
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True
     )
 
-    def auth(request: Request) -> None:
-        if not token or request.url.path == "/healthz":
-            return
-        header = request.headers.get("authorization", "")
-        given = header[7:].strip() if header.lower().startswith("bearer ") else None
-        given = given or request.query_params.get("token")
-        if not given or not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(
-                401, "missing or wrong token: send 'Authorization: Bearer <token>' or ?token=",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
         stores.close()
 
     app = FastAPI(
-        title="symaffect live dashboard", dependencies=[Depends(auth)], lifespan=lifespan,
+        title="symaffect live dashboard", lifespan=lifespan,
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
     )
     app.state.db_path = db_path
-
-    @app.middleware("http")
-    async def _headers(request: Request, call_next):
-        cl = request.headers.get("content-length")
-        if cl is not None:
-            try:
-                too_big = int(cl) > MAX_BODY_BYTES
-            except ValueError:
-                return JSONResponse({"message": "bad Content-Length header"}, status_code=400)
-            if too_big:
-                return JSONResponse(
-                    {"message": f"request body larger than {MAX_BODY_BYTES} bytes"}, status_code=413
-                )
-        response = await call_next(request)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        return response
+    # outermost: runs before routing, body parsing and every handler (the OpenAPI route too)
+    app.add_middleware(Guard, hosts=allowed_hosts(host, tuple(extra_hosts)), token=token or None,
+                       max_body=MAX_BODY_BYTES)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -256,7 +397,7 @@ def create_app(db_path: str | Path, token: str | None = None, *, poll_s: float =
                 _session_or_404(store, session_id)
         if session_id is None and sessions:
             session_id = max(int(s["id"]) for s in sessions)
-        qs = f"?token={request.query_params['token']}" if token and "token" in request.query_params else ""
+        qs = f"?token={quote(request.query_params['token'], safe='')}" if token and "token" in request.query_params else ""
         html = templates.get_template("index.html").render(
             sessions=sorted(sessions, key=lambda s: -int(s["id"])), session_id=session_id,
             modalities=list(MODALITIES), qs=qs, fmt_time=_fmt_time, fmt_dur=_fmt_dur,
@@ -466,6 +607,10 @@ def serve(
 ) -> None:
     """Run the dashboard with uvicorn (blocks until interrupted).
 
+    Requests must name ``host`` (or a loopback name) in their ``Host`` header; behind
+    ``0.0.0.0`` any name is accepted (a token is then required) unless
+    ``SYMAFFECT_ALLOWED_HOSTS`` lists the accepted names, comma-separated.
+
     Raises
     ------
     ConfigError
@@ -475,7 +620,8 @@ def serve(
 
     token = token or os.environ.get("SYMAFFECT_TOKEN") or None
     check_bind(host, token)
-    app = create_app(db_path, token=token)
+    extra = tuple(h for h in os.environ.get("SYMAFFECT_ALLOWED_HOSTS", "").split(",") if h.strip())
+    app = create_app(db_path, token=token, host=host, extra_hosts=extra)
     log.info("serving %s on http://%s:%d/", db_path, host, port)
     # open event streams would otherwise hold a Ctrl-C for up to their max_s
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)

@@ -485,7 +485,9 @@ def load_report_data(db_path: str | Path, session_id: int) -> ReportData:
     with SessionStore(db_path) as store:
         try:
             session = store.session(sid)
-        except DataError:
+        except DataError as e:
+            if e.source != "session":  # a corrupt row or file: its own message names it
+                raise
             raise DataError(f"session {sid}", f"not found in {db_path}") from None
         return build_report_data(session, store.predictions(sid), store.segments(sid), store.quality(sid))
 

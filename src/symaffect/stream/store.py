@@ -149,6 +149,18 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def migrate_check(version: int, source: str | Path | None) -> None:
+    """Raise DataError (naming ``source``) for a schema version this code cannot use."""
+    if version > SCHEMA_VERSION:
+        raise DataError(
+            source,
+            f"session database schema v{version} is newer than this code (v{SCHEMA_VERSION}): "
+            "upgrade symaffect, or use another --db",
+        )
+    if version < 0:
+        raise DataError(source, f"session database schema v{version} is not a valid version")
+
+
 def migrate(con: sqlite3.Connection, *, target: int = SCHEMA_VERSION, source: str | Path | None = None) -> int:
     """Run the migrations from the database's ``user_version`` up to ``target``.
 
@@ -172,13 +184,7 @@ def migrate(con: sqlite3.Connection, *, target: int = SCHEMA_VERSION, source: st
         A schema newer than this code (or a negative version), naming ``source``.
     """
     version = con.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION or version < 0:
-        raise DataError(
-            source,
-            f"session database schema v{version} is newer than this code (v{SCHEMA_VERSION}): "
-            "upgrade symaffect, or use another --db" if version > 0 else
-            f"session database schema v{version} is not a valid version",
-        )
+    migrate_check(version, source)
     for v in range(version, target):
         log.info("migrating session database v%d -> v%d", v, v + 1)
         con.execute("BEGIN IMMEDIATE")
@@ -246,6 +252,11 @@ class SessionStore:
             con = sqlite3.connect(
                 self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False
             )
+            # a newer (or foreign) database is refused before anything is written to it
+            version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION or version < 0:
+                con.close()
+                migrate_check(version, self.path)
             con.execute("PRAGMA journal_mode=WAL")
             con.execute(f"PRAGMA synchronous={self._synchronous}")
             con.execute("PRAGMA foreign_keys=ON")
