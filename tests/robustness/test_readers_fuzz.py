@@ -29,7 +29,7 @@ from symaffect.stream.lsl import read_markers_csv
 from symaffect.stream.recording import Recording, read_recording
 
 FUZZ = settings(
-    max_examples=150, deadline=None, derandomize=True,
+    max_examples=300, deadline=None, derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 MEMORY_SLACK = 4 << 20
@@ -347,7 +347,7 @@ _HEADER_EDITS = st.lists(
 )
 
 
-@settings(max_examples=80, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(edits=_HEADER_EDITS, cut=st.one_of(st.none(), st.floats(0, 1)), ext=st.sampled_from([".bdf", ".edf"]))
 def test_edf_bdf_reader_mutated_and_truncated(tmp_path, edits, cut, ext):
@@ -355,9 +355,16 @@ def test_edf_bdf_reader_mutated_and_truncated(tmp_path, edits, cut, ext):
     assume(edits or cut is not None)
     p = tmp_path / f"rec{ext}"
     p.write_bytes(_mutate(BDF_SEED if ext == ".bdf" else EDF_SEED, edits, cut))
-    for read in (read_bdf_header, _read_rec):
+    for read in (read_bdf_header, _read_rec, _read_raw):
         out = _read_bounded(read, p, factor=40)  # MNE holds float64 copies of 2-3 byte samples
         assert isinstance(out, (DataError, Recording)) or out.__class__.__name__ == "BdfHeader"
+
+
+def _read_raw(path: Path):
+    """DEAP's raw-recording reader (data/raw.py); the seeds have no video onsets."""
+    from symaffect.data.raw import read_raw_subject
+
+    return read_raw_subject(path, subject=1)
 
 
 @FUZZ
