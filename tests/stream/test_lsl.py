@@ -211,3 +211,35 @@ def test_accelerated_loss_is_flagged_and_filled_at_stream_rate(run_dir, tmp_path
     dropped = sorted({r["t"] for r in q if r["flag"] == "dropped"})
     assert dropped == [4.0, 5.0]  # the windows (2 s) that hold samples 400-423 (t 3.1-3.3 s)
     assert preds == [2.0, 3.0, 6.0, 7.0, 8.0, 9.0]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        ('{"event": "start", "track": "Clair de lune", "t": 12.5}', ("start", "Clair de lune", 12.5, None)),
+        ('{"event": "end", "track": "Clair de lune"}', ("end", "Clair de lune", 3.0, None)),
+        ('{"event": "eof", "n_samples": 1280}', ("eof", "", 0.0, 1280)),
+        ("Just a title", ("start", "Just a title", 3.0, None)),
+        ('[1, 2]', ("start", "[1, 2]", 3.0, None)),
+        ('{"event": "start", "track": "a\\u001b[31mred\\n", "t": 1}', ("start", "a[31mred", 1.0, None)),
+        ('{"event": "start", "track": "x", "t": "soon"}', None),
+        ('{"event": "start", "track": "x", "t": -1}', None),
+        ('{"event": "start", "track": "x", "t": 1e999}', None),
+        ('{"event": "start", "track": {"a": 1}}', None),
+        ('{"event": "eof", "n_samples": "many"}', None),
+        ('{"event": "eof", "n_samples": -5}', None),
+        ('{"event": "explode"}', None),
+        (None, None),
+    ],
+)
+def test_network_markers_are_checked(payload, expected):
+    """Markers come from the network: a malformed one is ignored, never a crash of the session."""
+    from symaffect.stream.lsl import parse_marker
+
+    assert parse_marker(payload, 3.0) == expected
+
+
+def test_long_track_names_are_cut():
+    from symaffect.stream.lsl import MAX_TRACK_CHARS, parse_marker
+
+    assert len(parse_marker("x" * 10_000, 0.0)[1]) == MAX_TRACK_CHARS

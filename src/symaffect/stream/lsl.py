@@ -126,6 +126,47 @@ def read_markers_csv(path: str | Path) -> list[tuple[str, float, float | None]]:
     return out
 
 
+MAX_TRACK_CHARS = 200
+"""Longest track name kept from a marker (the API's limit)."""
+
+
+def parse_marker(payload: object, default_t: float) -> tuple[str, str, float, int | None] | None:
+    """Check one marker received over the network: ``(event, track, t, n_samples)`` or None.
+
+    A marker is JSON ``{"event": "start" | "end" | "eof", "track": str, "t": seconds,
+    "n_samples": int}`` (``t`` defaults to ``default_t``), or plain text, taken as the
+    start of a track of that name. None for anything else: a non-object, an unknown event,
+    a time that is not a finite number >= 0, a sample count that is not a positive int.
+    Track names lose control characters and are cut to :data:`MAX_TRACK_CHARS`.
+    """
+    import math
+
+    if not isinstance(payload, str):
+        return None
+    try:
+        m = json.loads(payload)
+    except (ValueError, RecursionError):
+        m = {"event": "start", "track": payload}
+    if not isinstance(m, dict):
+        m = {"event": "start", "track": payload}
+    ev = m.get("event")
+    if ev == "eof":
+        n = m.get("n_samples", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**53:
+            return None
+        return "eof", "", 0.0, n or None
+    if ev not in ("start", "end"):
+        return None
+    t = m.get("t", default_t)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        return None
+    track = m.get("track", "?")
+    if not isinstance(track, (str, int, float)):
+        return None
+    track = "".join(c for c in str(track) if c.isprintable()).strip()[:MAX_TRACK_CHARS] or "?"
+    return ev, track, float(t), None
+
+
 # --- replay --------------------------------------------------------------------------
 
 
@@ -448,20 +489,22 @@ def run_stream(
         def markers() -> None:
             nonlocal eof_samples
             for payload, mts in conn.pull_markers():
-                try:
-                    m = json.loads(payload)
-                except (TypeError, ValueError):
-                    m = {"event": "start", "track": str(payload)}
-                ev = m.get("event")
-                if ev == "eof":
-                    eof_samples = int(m.get("n_samples", 0)) or None
+                default_t = pipe.t + max(0.0, mts - (last_ts or mts))
+                m = parse_marker(payload, default_t)
+                if m is None:
+                    log.warning("stream %s: ignored a malformed marker %.80r", source, payload)
                     continue
-                t = float(m["t"]) if "t" in m else pipe.t + max(0.0, mts - (last_ts or mts))
-                track = str(m.get("track", "?"))
-                if ev == "start":
+                ev, track, t, n = m
+                if ev == "eof":
+                    eof_samples = n
+                elif ev == "start":
                     open_segments[track] = store.add_segment(sid, track, t, source="lsl")
                 elif ev == "end" and track in open_segments:
-                    store.end_segment(open_segments.pop(track), max(t, 0.0))
+                    seg = open_segments.pop(track)
+                    try:
+                        store.end_segment(seg, t)
+                    except DataError as e:  # ends before it starts: keep the segment open-ended
+                        log.warning("stream %s: marker %r: %s", source, track, e)
 
         while not stop.is_set():
             chunks = conn.poll(0.02)
