@@ -17,10 +17,8 @@ Every accuracy sits beside the majority baseline (the training windows' most fre
 class, scored on the same test windows). Differences are paired over test subjects:
 bootstrap 95 % interval and sign-flip p (:func:`symaffect.eval.metrics.paired_comparison`).
 
-Time to accuracy (binary arousal, fold 0): each deep model's held-out accuracy is
-measured after every epoch with a wall clock (the measurement itself excluded), and
-the time to reach its final accuracy (within 1 point) is reported with the training
-windows per second; XGBoost's is its fit time.
+A model may be given with keyword overrides, ``NAME:key=value`` (e.g.
+``symaffect:input_norm=none``); its runs get their own folder.
 
     .venv/bin/python benchmarks/bench_learning.py --subjects 12 --trials 30 --folds 5
 """
@@ -48,62 +46,35 @@ import reference_accuracy as ref  # noqa: E402
 TASKS = {"binary_arousal": ("arousal", 1), "binary_valence": ("valence", 0)}
 
 
-class TimeToAccuracy:
-    """Lightning callback: held-out accuracy and wall time after every training epoch."""
+def parse_model(spec: str) -> tuple[str, dict]:
+    """``"name"`` or ``"name:key=value,key=value"`` -> (name, kwargs overrides)."""
+    import yaml
 
-    def __new__(cls, *a, **k):  # built lazily so that importing this file needs no Lightning
-        import lightning as L
-
-        class _CB(L.Callback):
-            def __init__(self) -> None:
-                self.fits: list[dict] = []  # one per fold x seed, in training order
-
-            def on_train_start(self, trainer, module) -> None:
-                self.fits.append({"points": [], "excluded": 0.0, "windows": 0})
-                self.t0 = time.perf_counter()
-
-            @property
-            def points(self) -> list[dict]:
-                return self.fits[0]["points"] if self.fits else []
-
-            @property
-            def windows(self) -> int:
-                return self.fits[0]["windows"] if self.fits else 0
-
-            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
-                self.fits[-1]["windows"] += int(next(iter(batch["y"].values())).shape[0])
-
-            def on_train_epoch_end(self, trainer, module) -> None:
-                from symaffect.train.datamodule import batches
-                from symaffect.train.module import predict_logits
-
-                t = time.perf_counter()
-                ds = trainer.datamodule.test_ds
-                logits = predict_logits(module.model, batches(ds, 256))
-                task = next(iter(logits))
-                acc = float((logits[task].argmax(1).numpy() == np.asarray(ds.targets(task))).mean())
-                fit = self.fits[-1]
-                fit["points"].append({"epoch": int(trainer.current_epoch),
-                                      "seconds": t - self.t0 - fit["excluded"], "acc": acc})
-                fit["excluded"] += time.perf_counter() - t
-
-        return _CB()
+    name, _, rest = spec.partition(":")
+    kw = {}
+    for item in filter(None, rest.split(",")):
+        k, _, v = item.partition("=")
+        kw[k] = yaml.safe_load(v)
+    return name, kw
 
 
-def run_models(data: Path, work: Path, task_set: str, models: list[str], folds: int, ttacc: bool) -> dict:
+def run_models(data: Path, work: Path, task_set: str, models: list[str], folds: int) -> dict:
     out = {}
-    for model in models:
+    for spec in models:
+        model, kw = parse_model(spec)
         cfg = preset("quick", model=model).replace(**{
             "data.task_set": task_set, "protocol.name": "subject_kfold",
             "protocol.n_splits": folds, "protocol.val_ratio": 0.25,
         })
-        cb = TimeToAccuracy() if ttacc and model != "xgboost" else None
+        if kw:
+            cfg = cfg.replace(**{"model.kwargs": {**cfg.model.kwargs, **kw}})
         t0 = time.perf_counter()
-        run = train_run(cfg, data, work / f"{model}-{task_set}", callbacks=[cb] if cb else ())
+        folder = spec.replace(":", "-").replace("=", "_").replace(",", "-")
+        run = train_run(cfg, data, work / f"{folder}-{task_set}")
         wall = time.perf_counter() - t0
         metrics = json.loads((run / "metrics.json").read_text())
-        out[model] = {"run": run, "metrics": metrics, "wall": wall, "ttacc": cb}
-        print(f"{task_set} {model}: {wall:.0f} s", flush=True)
+        out[spec] = {"run": run, "metrics": metrics, "wall": wall}
+        print(f"{task_set} {spec}: {wall:.0f} s", flush=True)
     return out
 
 
@@ -115,8 +86,12 @@ def subject_scores(run: Path, metrics: dict, task: str) -> tuple[np.ndarray, np.
     return np.asarray(sc["subjects"]), np.asarray(sc["model"]), np.asarray(sc["majority"])
 
 
-def feature_classifier(data: Path, metrics: dict, col: int, per_subject_z: bool) -> tuple:
-    """The reference classifier on the same folds: per test subject, (ids, acc, majority)."""
+def feature_classifier(data: Path, metrics: dict, col: int, per_subject_z: bool,
+                       deep_train_only: bool = False) -> tuple:
+    """The reference classifier on the same folds: per test subject, (ids, acc, majority).
+
+    It trains on every non-test subject, or (``deep_train_only``) only on the subjects
+    the deep model trained on (its validation subjects left out)."""
     from symaffect.data.deap import read_deap
 
     rows = []
@@ -133,7 +108,7 @@ def feature_classifier(data: Path, metrics: dict, col: int, per_subject_z: bool)
     ids, acc, maj = [], [], []
     for r in metrics["runs"]:
         te = np.isin(s, r["test_subjects"])
-        tr = ~te
+        tr = np.isin(s, r["train_subjects"]) if deep_train_only else ~te
         pred = ref._classifier().fit(x[tr], y[tr]).predict(x[te])
         k = int(y[tr].mean() > 0.5)
         i, a = per_subject_accuracy(s[te], y[te], pred)
@@ -166,15 +141,16 @@ def main() -> None:
         generate(data, n_subjects=args.subjects, n_trials=args.trials, seconds=63.0, seed=0)
     models = args.models.split(",")
     t_start = time.perf_counter()
-    lines, raw, tta_rows = [], {}, []
+    lines, raw = [], {}
     for task_set in args.tasks.split(","):
         task, col = TASKS[task_set]
-        res = run_models(data, args.work / "runs", task_set, models, args.folds,
-                         ttacc=task_set == "binary_arousal")
+        res = run_models(data, args.work / "runs", task_set, models, args.folds)
         scores = {m: subject_scores(r["run"], r["metrics"], task) for m, r in res.items()}
         first = next(iter(res.values()))["metrics"]
         scores["features (per-subject z)"] = feature_classifier(data, first, col, True)
         scores["features (no per-subject z)"] = feature_classifier(data, first, col, False)
+        scores["features (per-subject z), deep model's training subjects only"] = feature_classifier(
+            data, first, col, True, deep_train_only=True)
         ref_ids = scores[models[0]][0]
         lines += [f"### {task_set} — subject-wise {args.folds}-fold CV, "
                   f"{args.subjects} subjects x {args.trials} trials",
@@ -191,21 +167,6 @@ def main() -> None:
                          f"{100 * maj.mean():.1f} | {fmt_cmp(vs_maj)} | {vs_ref} |")
             raw[task_set][name] = {"subjects": ids.tolist(), "acc": acc.tolist(), "majority": maj.tolist()}
         lines.append("")
-        for m, r in res.items():
-            cb = r["ttacc"]
-            if task_set != "binary_arousal":
-                continue
-            if cb is None or not cb.points:
-                if m == "xgboost":
-                    tta_rows.append(f"| xgboost | – | {r['wall'] / args.folds:.1f} (fit, per fold) | – |")
-                continue
-            pts = [p for p in cb.points]
-            final = pts[-1]["acc"]
-            reach = next(p for p in pts if p["acc"] >= final - 0.01)
-            wps = cb.windows / max(pts[-1]["seconds"], 1e-9)
-            tta_rows.append(f"| {m} | {100 * final:.1f} | {reach['seconds']:.0f} (epoch {reach['epoch']}) "
-                            f"| {wps:.0f} |")
-            raw.setdefault("time_to_accuracy", {})[m] = pts
     minutes = (time.perf_counter() - t_start) / 60
     text = "\n".join([
         "# Learning on the synthetic data: the paper's model, its DTFE as written, XGBoost and the feature classifier",
@@ -221,14 +182,6 @@ def main() -> None:
         "test subjects (each tested once) ± their std; Δ are paired over those subjects.",
         "",
         *lines,
-        *([
-            "### Time to accuracy — binary_arousal, fold 0 of the runs above",
-            "",
-            "| model | final held-out acc (fold 0) | wall s to reach it (±1 point) | training windows / s |",
-            "|---|---|---|---|",
-            *tta_rows,
-            "",
-        ] if tta_rows else []),
     ])
     write_text(args.out, text)
     write_json(args.out.with_suffix(".json"), raw)

@@ -15,19 +15,61 @@ XGBoost's time is its fit (features included).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
+
+import numpy as np
 
 from symaffect._io import write_json, write_text
 from symaffect.data.synth import generate
 from symaffect.train.config import preset
 from symaffect.train.run import _fold_dir, _torch_fold, _xgb_fold, load_data, make_folds
 
-sys.path.insert(0, str(Path(__file__).parent))
-from bench_learning import TimeToAccuracy  # noqa: E402
+class TimeToAccuracy:
+    """Lightning callback: held-out accuracy and wall time after every training epoch."""
+
+    def __new__(cls, *a, **k):  # built lazily so that importing this file needs no Lightning
+        import lightning as L
+
+        class _CB(L.Callback):
+            def __init__(self) -> None:
+                self.fits: list[dict] = []  # one per fold x seed, in training order
+
+            def on_train_start(self, trainer, module) -> None:
+                self.fits.append({"points": [], "excluded": 0.0, "windows": 0})
+                self.t0 = time.perf_counter()
+
+            @property
+            def points(self) -> list[dict]:
+                return self.fits[0]["points"] if self.fits else []
+
+            @property
+            def windows(self) -> int:
+                return self.fits[0]["windows"] if self.fits else 0
+
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+                self.fits[-1]["windows"] += int(next(iter(batch["y"].values())).shape[0])
+
+            def on_train_epoch_end(self, trainer, module) -> None:
+                from symaffect.train.datamodule import batches
+                from symaffect.train.module import predict_logits
+
+                t = time.perf_counter()
+                ds = trainer.datamodule.test_ds
+                logits = predict_logits(module.model, batches(ds, 256))
+                task = next(iter(logits))
+                acc = float((logits[task].argmax(1).numpy() == np.asarray(ds.targets(task))).mean())
+                fit = self.fits[-1]
+                fit["points"].append({"epoch": int(trainer.current_epoch),
+                                      "seconds": t - self.t0 - fit["excluded"], "acc": acc})
+                fit["excluded"] += time.perf_counter() - t
+
+        return _CB()
+
+
+
 
 MODELS = {
     "symaffect, paper size (full T x T mixer, d = tau = 64)": ("symaffect", {"mixer": "full", "d": 64, "tau": 64}),
