@@ -203,7 +203,8 @@ class FrequencyGate(nn.Module):
         products with precomputed cos/sin bases. ``"matrix"``: the whole filter as one
         T x T matrix ``H = fwd diag(g) inv`` built from the gate at every call (slow in
         training; in an exported graph the gate is a constant, so the runtime folds
-        ``H`` once and the filter is a single matmul). All three compute the same map.
+        ``H`` once and the filter is a single matmul); a filter bank, which would need
+        d such matrices, uses the ``"dft"`` form. All three compute the same map.
 
     Shape
     -----
@@ -247,40 +248,24 @@ class FrequencyGate(nn.Module):
         return self.filter_and_power(x, power=False)[0]
 
     def filter_and_power(self, x: Tensor, power: bool = True) -> tuple[Tensor, Tensor | None]:
-        """The gated signal (eq. 15-18) and, if ``power``, the log mean power of it.
-
-        By Parseval, ``mean_t y_t^2 = sum_k h_k |Y_k|^2 / T^2`` with ``h_k`` = 1 for DC
-        (and Nyquist), 2 otherwise; computed from the gated spectrum, so the power costs
-        no second transform.
+        """The gated signal (eq. 15-18) and, if ``power``, the log of its mean square.
 
         Shape
         -----
         x : (B, d, T) -> y (B, d, T), log_power (B, d) or None
         """
         if self.impl == "fft":
-            spec = torch.fft.rfft(x, dim=-1) * self.weight  # eq. 15, 17    (B, d, F) complex
+            spec = torch.fft.rfft(x, dim=-1) * self.weight  # eq. 15, 17
             y = torch.fft.irfft(spec, n=self.n_times, dim=-1)  # eq. 18
-            if not power:
-                return y, None
-            sq = spec.real.square() + spec.imag.square()  # (B, d, F)
         else:
             g = torch.cat([self.weight, self.weight], dim=-1)  # (2F,) or (d, 2F): re, im parts
-            if self.impl == "matrix" and not power:
-                filt = torch.matmul(self.fwd * g[..., None, :], self.inv)  # (T, T) or (d, T, T)
-                if filt.dim() == 2:
-                    return torch.matmul(x, filt), None
-                return torch.matmul(x.unsqueeze(-2), filt).squeeze(-2), None
-            spec2 = torch.matmul(x, self.fwd) * g  # (B, d, 2F)
-            y = torch.matmul(spec2, self.inv)
-            if not power:
-                return y, None
-            sq = spec2[..., : self.n_freqs].square() + spec2[..., self.n_freqs :].square()
-        h = torch.full((self.n_freqs,), 2.0, device=x.device, dtype=sq.dtype)
-        h[0] = 1.0
-        if self.n_times % 2 == 0:
-            h[-1] = 1.0
-        mean_sq = torch.matmul(sq, h) / float(self.n_times) ** 2  # (B, d)
-        return y, torch.log(mean_sq + 1e-6)
+            if self.impl == "matrix" and g.dim() == 1:  # one (T, T) filter; a bank would need d of them
+                y = torch.matmul(x, torch.matmul(self.fwd * g, self.inv))
+            else:
+                y = torch.matmul(torch.matmul(x, self.fwd) * g, self.inv)
+        if not power:
+            return y, None
+        return y, torch.log(y.square().mean(dim=-1) + 1e-6)
 
 
 def bank_init(n_series: int, freqs: Tensor, band_hz: tuple[float, float]) -> Tensor:
