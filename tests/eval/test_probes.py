@@ -9,19 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from symaffect.eval.probes import PROBES, run_probe
 
-SEEDS = (0, 1, 2)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+SEEDS = (0, 1, 2)  # the suite's conftest pins torch to one thread
 
 
 @pytest.mark.parametrize("seed", [0, 1])
