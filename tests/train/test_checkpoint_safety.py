@@ -63,3 +63,13 @@ def test_evaluate_refuses_a_result_json_pointing_outside(tiny_data, cache_dir, t
     with pytest.raises(DataError, match="outside the run folder"):
         evaluate_run(run, tiny_data, cache_dir=cache_dir)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_weights_that_do_not_fit_the_model_are_a_data_error(tmp_path):
+    from symaffect.train.run import _load_lightning_weights
+
+    ck = tmp_path / "best.ckpt"
+    torch.save({"epoch": 0, "state_dict": {"model.heads.layers.valence.weight": torch.zeros(3, 3)}}, ck)
+    kwargs = {"n_times": 64, "d": 8, "tau": 8, "n_heads": 2}
+    with pytest.raises(DataError, match="do not fit the run's model 'symaffect'"):
+        _load_lightning_weights(ck, "symaffect", kwargs)

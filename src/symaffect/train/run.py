@@ -506,9 +506,15 @@ def _load_lightning_weights(path: Path, name: str, kwargs: dict, *, root: Path |
     from symaffect.models.registry import build_model
 
     ck = load_lightning_checkpoint(path, root=root)
-    state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if k.startswith("model.")}
+    if not isinstance(ck["state_dict"], dict):
+        raise DataError(path, "state_dict is not a mapping of tensors")
+    state = {k[len("model."):]: v for k, v in ck["state_dict"].items() if str(k).startswith("model.")}
     model = build_model(name, **kwargs)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError) as e:  # missing / unexpected / mis-shaped weights
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(path, f"weights do not fit the run's model {name!r} ({first})") from e
     model.eval()
     return model
 
