@@ -50,3 +50,18 @@ def test_audit_labels_window_random_leaky_and_measures_overlap(tiny_data, tmp_pa
     assert json.loads((out / "audit.json").read_text())["rows"][0]["leaky"] is True
     assert (out / "figures" / "audit_bars.png").read_bytes()[:4] == b"\x89PNG"
     assert "LEAKY" in (out / "audit.html").read_text()
+
+
+def test_audit_names_a_corrupt_metrics_json_of_a_reused_run(tiny_data, tmp_path):
+    from symaffect.errors import DataError
+
+    kw = dict(model="xgboost", changes=TINY, model_kwargs={"xgboost": tiny_model_kwargs("xgboost")},
+              progress=False, cache_dir=tmp_path / "cache")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        obj = run_audit(tiny_data, tmp_path / "audit", **kw)
+        met = Path(obj["rows"][1]["runs"][0]) / "metrics.json"
+        met.write_text("")  # emptied, e.g. by a full disk
+        with pytest.raises(DataError, match="not valid JSON") as e:
+            run_audit(tiny_data, tmp_path / "audit", **kw)
+    assert e.value.source == str(met)

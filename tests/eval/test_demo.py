@@ -39,7 +39,7 @@ def _csv(fdir: Path, rows: list[tuple[int, float, float]], task: str = "arousal"
     p.write_text("\n".join(lines) + "\n")
 
 
-def test_demo_cli_tiny_writes_report_json_and_curves(tmp_path):
+def test_demo_cli_tiny_writes_report_json_and_curves(tmp_path, capsys):
     out, output = _demo(tmp_path, "--models", "symaffect,xgboost", "--task-sets", "binary_arousal,multitask9")
     obj = json.loads((out / "demo.json").read_text())
     assert obj["format"] == "symaffect-demo" and obj["version"] == 2
@@ -113,6 +113,20 @@ def test_demo_cli_tiny_writes_report_json_and_curves(tmp_path):
     # a second run reuses the data and the finished runs
     _, again = _demo(tmp_path, "--models", "symaffect,xgboost", "--task-sets", "binary_arousal,multitask9")
     assert "already there, reused" in again and again.count("finished earlier, reused") == 4
+
+    # a corrupt metrics.json in a reused run folder: one line naming it, exit code 2, no traceback
+    from symaffect.cli import main
+
+    met = Path(obj["rows"][0]["runs"][0]) / "metrics.json"
+    met.write_text(met.read_text()[:40])
+    capsys.readouterr()
+    with warnings.catch_warnings(), pytest.raises(SystemExit) as e:
+        warnings.simplefilter("ignore")
+        main(["demo", "--out", str(out), "--subjects", "4", "--trials", "4", "--seconds", "13", "--tiny",
+              "--models", "symaffect,xgboost", "--task-sets", "binary_arousal,multitask9"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith(f"error: {met}: not valid JSON") and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_demo_budget_constants_drive_the_runs(tmp_path, monkeypatch):
@@ -207,6 +221,29 @@ def test_summary_says_beyond_noise_only_when_the_test_does():
     assert D.min_p_value(6) < D.ALPHA <= D.min_p_value(5)
 
 
+def test_assess_names_a_corrupt_metrics_json(tmp_path):
+    from symaffect.errors import DataError
+
+    run = tmp_path / "runs" / "symaffect-binary_arousal"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text('{"runs": [{"fold": 0,')
+    row = {"runs": [str(run)], "model": "symaffect", "task_set": "binary_arousal", "tasks": {}}
+    with pytest.raises(DataError, match="not valid JSON") as e:
+        D.assess(row, tmp_path)
+    assert e.value.source == str(run / "metrics.json")
+    (run / "metrics.json").write_text("[]")
+    with pytest.raises(DataError, match="expected a JSON object, got array"):
+        D.assess(row, tmp_path)
+
+
+def test_corrupt_synth_meta_means_the_data_are_written_again(tmp_path, monkeypatch):
+    made = []
+    monkeypatch.setattr("symaffect.data.synth.generate", lambda folder, **kw: made.append(kw))
+    (tmp_path / "synth_meta.json").write_text("{not json")
+    assert D._ensure_data(tmp_path, n_subjects=4, n_trials=3, seconds=13.0, seed=0) == (tmp_path, True)
+    assert made == [{"n_subjects": 4, "n_trials": 3, "seconds": 13.0, "seed": 0}]
+
+
 @pytest.mark.slow
 def test_demo_default_models_and_task_sets_tiny(tmp_path):
     out, output = _demo(tmp_path)
@@ -239,3 +276,11 @@ def test_report_markdown_and_html(tmp_path):
     html = html_path.read_text()
     assert "<b>b</b>" in html and "<code>c</code>" in html and "base64," in html
     assert '<span class="leaky">LEAKY</span>' in html
+    # a gallery: the first image in full and links to the others (Markdown), thumbnails (HTML)
+    rep = Report("G").gallery([(png, "fold 0"), (png, "fold 1"), (tmp_path / "none.png", "fold 2")])
+    md_path, html_path = rep.write(tmp_path / "g.md", tmp_path / "g.html")
+    md = md_path.read_text()
+    assert "![fold 0](figs/a.png)" in md and "Others: [fold 1](figs/a.png) · [fold 2](none.png)" in md
+    html = html_path.read_text()
+    assert html.count('<div class="thumbs">') == 1 and html.count('tabindex="0"') == 2
+    assert "missing figure" in html

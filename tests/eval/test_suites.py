@@ -328,3 +328,80 @@ def test_table2_quadrant_subject_scores_use_subset_accuracy(tiny_data, tmp_path)
     assert vs["delta"] == pytest.approx(d.mean())
     assert obj["tables"][2]["header"][-1] == "Δ subset Acc vs maj, points [95 % CI], p"
     assert obj["comparisons"] == []  # one model per task: nothing to pair
+
+
+# --- learning curves in the reports ------------------------------------------------------
+def test_suite_report_shows_every_runs_learning_curves(kfold_suite):
+    obj, out = kfold_suite
+    js = json.loads((out / "table3.json").read_text())
+    curves = js["figures"]["learning_curves"]
+    assert curves["xgboost"] == []  # not trained in epochs
+    assert [(c["fold"], c["seed"]) for c in curves["mlp"]] == [(k, 0) for k in range(5)]
+    mlp = next(r for r in js["rows"] if r["label"] == "mlp")
+    for c, rec in zip(curves["mlp"], mlp["learning_curves"]):
+        # relative to the suite folder; the fold's result.json recorded it relative to the run folder
+        assert not Path(c["path"]).is_absolute() and (out / c["path"]).read_bytes()[:4] == b"\x89PNG"
+        result = json.loads((Path(mlp["runs"][0]) / f"fold{c['fold']}-seed0" / "result.json").read_text())
+        assert (out / c["path"]).resolve() == (Path(mlp["runs"][0]) / result["learning_curves"]).resolve()
+        assert rec["note"] is None and Path(rec["path"]).resolve() == (out / c["path"]).resolve()
+    xgb = next(r for r in js["rows"] if r["label"] == "xgboost")
+    assert len(xgb["learning_curves"]) == 5
+    assert all(r["path"] is None and "not trained in epochs" in r["note"] for r in xgb["learning_curves"])
+
+    md = (out / "table3.md").read_text()
+    section = md[md.index("## Learning curves"):]
+    first, *others = [c["path"] for c in curves["mlp"]]
+    assert f"![fold 0 · seed 0]({first})" in section
+    assert all(f"]({p})" in section for p in others) and section.count("![") == 1  # the others as links
+    assert "**xgboost**: no learning curves (not trained in epochs)." in section
+    html = (out / "table3.html").read_text()
+    assert "<h2>Learning curves</h2>" in html and html.count('<div class="thumbs">') == 1
+    assert html.count('tabindex="0"') == 5  # one embedded thumbnail per fold
+    n_figs = 1 + len(js["figures"]["confusion"]) + 5
+    assert html.count("data:image/png;base64,") == n_figs
+    assert "learning_curves.png" not in html  # self-contained: embedded, not linked
+
+
+def test_suite_report_skips_runs_without_curves_with_a_note(kfold_suite, tmp_path):
+    import shutil
+
+    from symaffect.eval.suites import SuiteSpec, curve_records, write_suite
+
+    obj, out = kfold_suite
+    mlp = next(r for r in obj["rows"] if r["label"] == "mlp")
+    suite = tmp_path / "suite"
+    run = suite / "runs" / Path(mlp["runs"][0]).name
+    shutil.copytree(mlp["runs"][0], run)
+    met = json.loads((run / "metrics.json").read_text())
+    del met["runs"][0]["learning_curves"]  # a run from before the curves were drawn
+    met["runs"][1]["learning_curves"] = None  # no training logs
+    (run / "fold2-seed0" / "learning_curves.png").unlink()
+    met["runs"][3]["learning_curves"] = "../../../outside.png"  # never read outside the run folder
+    (tmp_path / "outside.png").write_bytes((run / "fold4-seed0" / "learning_curves.png").read_bytes())
+    (run / "metrics.json").write_text(json.dumps(met))
+
+    js = write_suite(SuiteSpec("t", "Table X", "skips"), [("mlp", [run])], suite)
+    assert [c["fold"] for c in js["figures"]["learning_curves"]["mlp"]] == [4]
+    notes = [r["note"] for r in js["rows"][0]["learning_curves"]]
+    assert "from before" in notes[0] and "no training logs" in notes[1] and "missing" in notes[2]
+    assert "not a path inside the run folder" in notes[3] and notes[4] is None
+    md = (suite / "t.md").read_text()
+    assert "Skipped 4 of 5 runs: fold 0 seed 0 (none recorded: a run from before" in md
+    assert "![mlp · fold 4 · seed 0](runs/" in md
+    (bad,) = curve_records([run], [{"protocol": {}, "runs": [{"fold": 0, "seed": 0, "learning_curves": "\x00"}]}])
+    assert bad["path"] is None and "not a path inside the run folder" in bad["note"]
+    html = (suite / "t.html").read_text()
+    assert html.count("data:image/png;base64,") == 1 + len(js["figures"]["confusion"]) + 1
+
+
+def test_corrupt_metrics_json_of_a_reused_run_is_one_data_error(tiny_data, tmp_path):
+    from symaffect.errors import DataError
+
+    kw = dict(models=["xgboost"], folds=1, changes=TINY, model_kwargs=_kw("xgboost"), progress=False,
+              cache_dir=tmp_path / "cache")
+    obj = run_suite("table4", tiny_data, tmp_path / "b", **kw)
+    met = Path(obj["rows"][0]["runs"][0]) / "metrics.json"
+    met.write_text('{"runs": [')  # cut short
+    with pytest.raises(DataError, match="not valid JSON") as e:
+        run_suite("table4", tiny_data, tmp_path / "b", **kw)
+    assert e.value.source == str(met) and "\n" not in str(e.value)

@@ -39,8 +39,8 @@ when :func:`run_demo` is called, so a test or an experiment may change them.
 
 from __future__ import annotations
 
-import json
 import logging
+import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from symaffect._io import write_json
+from symaffect._io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +154,10 @@ def _ensure_data(folder: Path, *, n_subjects: int, n_trials: int, seconds: float
     meta = folder / "synth_meta.json"
     if meta.is_file():
         try:
-            m = json.loads(meta.read_text())
+            m = read_json(meta)
             same = (m.get("n_subjects"), m.get("n_trials"), m.get("seed")) == (n_subjects, n_trials, seed) and abs(
                 float(m.get("seconds", -1)) - seconds) < 1e-9
-        except (ValueError, OSError):
+        except (ValueError, TypeError):  # DataError (unreadable, not JSON) or odd values: written again
             same = False
         if same:
             return folder, False
@@ -344,7 +344,7 @@ def _subject_comparison(run_dirs: Sequence[Path], task: str, seed: int) -> dict:
 
     subj, right_m, right_b = [], [], []
     for rdir in run_dirs:
-        for run in json.loads((Path(rdir) / "metrics.json").read_text())["runs"]:
+        for run in read_json(Path(rdir) / "metrics.json")["runs"]:
             with np.load(Path(rdir) / f"fold{run['fold']}-seed{run['seed']}" / "predictions.npz") as z:
                 true, pred, s = z[f"true_{task}"], z[f"pred_{task}"], z["subject"]
             maj = run["tasks"][task]["majority"]
@@ -392,11 +392,20 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
         ``comparison`` (:func:`~symaffect.eval.metrics.paired_comparison` of per-subject
         accuracies, plus ``min_p_value``), ``noise_verdict`` (``"yes"``, ``"no"``, or
         ``"cannot tell"`` when the test subjects are too few for p < :data:`ALPHA`),
-        ``learning_curves`` (PNG paths relative to ``out``).
+        ``learning_curves`` (PNG paths relative to ``out``; runs whose figure is
+        missing are left out, :func:`~symaffect.eval.suites.curve_records`).
+
+    Raises
+    ------
+    DataError
+        A run's ``metrics.json`` is missing or not valid JSON.
     """
+    from symaffect.eval.suites import curve_records
+
     dirs = [Path(d) for d in row["runs"]]
-    metrics = [json.loads((d / "metrics.json").read_text()) for d in dirs]
+    metrics = [read_json(d / "metrics.json") for d in dirs]
     runs = [(d, r) for d, m in zip(dirs, metrics) for r in m["runs"]]
+    curves = curve_records(dirs, metrics)
     test_subjects = sorted({s for _, r in runs for s in r["test_subjects"]})
     records: dict[str, dict] = {}
     for task, tr in row["tasks"].items():
@@ -439,9 +448,8 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
         rec["beyond_noise"] = bool(cmp["ci_low"] > 0 and cmp["p_value"] < ALPHA)
         rec["noise_verdict"] = ("yes" if rec["beyond_noise"] else
                                 "cannot tell" if cmp["min_p_value"] >= ALPHA else "no")
-        rec["learning_curves"] = [
-            (d / r["learning_curves"]).relative_to(out).as_posix() for d, r in runs if r.get("learning_curves")
-        ]
+        rec["learning_curves"] = [Path(os.path.relpath(c["path"], out)).as_posix() for c in curves
+                                  if c["path"] is not None]
         records[task] = rec
     return records
 
@@ -569,7 +577,7 @@ def _write_outputs(result: dict, out: Path, *, models, task_sets, changes, tiny,
     t_fig = time.perf_counter()
     rows = result["rows"]
     r0 = rows[0]
-    m0 = json.loads((Path(r0["runs"][0]) / "metrics.json").read_text())
+    m0 = read_json(Path(r0["runs"][0]) / "metrics.json")
     splits = [{"fold": r["fold"], "train_subjects": r["train_subjects"], "val_subjects": r["val_subjects"],
                "test_subjects": r["test_subjects"], "n_train_windows": r["n_train_windows"],
                "n_test_windows": r["n_test_windows"]} for r in m0["runs"] if r["seed"] == m0["seeds"][0]]

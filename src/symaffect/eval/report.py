@@ -1,8 +1,9 @@
 """A small report builder that writes the same content as Markdown and as HTML.
 
 Blocks are headings, paragraphs (with ``**bold**`` and ```code``` inline), tables,
-code blocks, notes and images. The Markdown links images by relative path; the HTML
-embeds them (base64), so the HTML file is self-contained and opens anywhere.
+code blocks, notes, images and galleries (many images as a grid of thumbnails). The
+Markdown links images by relative path; the HTML embeds them (base64), so the HTML
+file is self-contained and opens anywhere.
 
 Examples
 --------
@@ -40,6 +41,11 @@ img{max-width:100%;border:1px solid #eee;margin:.5em 0}
 .note{background:#fff7e0;border-left:4px solid #e0a800;padding:.6em .9em;margin:1em 0}
 .leaky{color:#b00020;font-weight:bold}
 figcaption{color:#555;font-size:.9em}
+.thumbs{display:grid;grid-template-columns:repeat(auto-fill,minmax(320px,1fr));gap:.4em .8em;margin:.5em 0}
+.thumbs figure{margin:0}
+.thumbs img{margin:0;cursor:zoom-in}
+.thumbs img:focus{position:fixed;inset:0;margin:auto;max-width:96vw;max-height:96vh;z-index:10;
+cursor:zoom-out;background:#fff;box-shadow:0 0 0 100vmax rgba(0,0,0,.55);outline:none}
 """
 
 
@@ -55,6 +61,22 @@ def _inline_html(text: str) -> str:
 def _td(cell: str) -> str:
     num = re.match(r"^[-+−–]?\d", cell) is not None or cell == "–"
     return f'<td class="num">{_inline_html(cell)}</td>' if num else f"<td>{_inline_html(cell)}</td>"
+
+
+def _link(path: Path, md_dir: str | Path | None) -> str:
+    """``path`` relative to the Markdown file's folder (as given when that is unknown)."""
+    return Path(os.path.relpath(path, md_dir) if md_dir is not None else path).as_posix()
+
+
+def _figure_html(path: Path, caption: str, *, thumb: bool = False) -> str:
+    """A ``<figure>`` with the PNG embedded (base64); a note when the file is missing."""
+    if not path.is_file():
+        return f"<p><i>missing figure {html.escape(str(path))}</i></p>"
+    b64 = base64.b64encode(path.read_bytes()).decode()
+    cap = html.escape(caption)
+    extra = ' tabindex="0" title="click to enlarge"' if thumb else ""
+    return (f'<figure><img alt="{cap}"{extra} src="data:image/png;base64,{b64}">'
+            f"<figcaption>{cap}</figcaption></figure>")
 
 
 @dataclass
@@ -100,6 +122,15 @@ class Report:
         self.blocks.append(("image", (Path(path), caption, None if base is None else Path(base))))
         return self
 
+    def gallery(self, items: Sequence[tuple[str | Path, str]]) -> Report:
+        """Several images ``[(path, caption)]`` kept compact.
+
+        HTML: a grid of thumbnails (embedded like :meth:`image`; click one to see it full
+        size). Markdown: the first image in full, links to the others.
+        """
+        self.blocks.append(("gallery", (tuple((Path(p), str(c)) for p, c in items),)))
+        return self
+
     # --- rendering ----------------------------------------------------------------------
     def markdown(self, md_dir: str | Path | None = None) -> str:
         """The report as Markdown; image links relative to ``md_dir`` when given."""
@@ -121,8 +152,12 @@ class Report:
                 out += [markdown_table(a[0], a[1]), ""]
             elif kind == "image":
                 path, caption, _ = a
-                link = os.path.relpath(path, md_dir) if md_dir is not None else str(path)
-                out += [f"![{caption}]({Path(link).as_posix()})", ""]
+                out += [f"![{caption}]({_link(path, md_dir)})", ""]
+            elif kind == "gallery" and a[0]:
+                (first, cap), *rest = a[0]
+                out += [f"![{cap}]({_link(first, md_dir)})", ""]
+                if rest:
+                    out += ["Others: " + " · ".join(f"[{c}]({_link(p, md_dir)})" for p, c in rest), ""]
         return "\n".join(out).rstrip() + "\n"
 
     def html(self) -> str:
@@ -147,13 +182,10 @@ class Report:
                 body = "".join("<tr>" + "".join(_td(c) for c in r) + "</tr>" for r in a[1])
                 out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             elif kind == "image":
-                path, caption, _ = a
-                if path.is_file():
-                    b64 = base64.b64encode(path.read_bytes()).decode()
-                    out.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{b64}">'
-                               f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-                else:
-                    out.append(f"<p><i>missing figure {html.escape(str(path))}</i></p>")
+                out.append(_figure_html(a[0], a[1]))
+            elif kind == "gallery" and a[0]:
+                figs = "".join(_figure_html(p, c, thumb=True) for p, c in a[0])
+                out.append(f'<div class="thumbs">{figs}</div>')
         out.append("</body></html>")
         return "\n".join(out) + "\n"
 

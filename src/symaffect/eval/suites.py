@@ -44,6 +44,11 @@ Output folder ``OUT``::
     OUT/SUITE.md, SUITE.html, SUITE.csv, SUITE.json
     OUT/figures/SUITE_bars.png, SUITE_confusion_<label>.png
 
+The reports also show every run's learning curves (``fold<k>-seed<s>/learning_curves.png``
+of the run folders, written by :func:`~symaffect.train.run.train_run`; models not trained
+in epochs, such as XGBoost, and runs from before the curves existed have none and are
+listed as skipped).
+
 Resuming: a run folder that already holds ``metrics.json`` for the same config is not
 recomputed; an unfinished one resumes (see :func:`~symaffect.train.run.train_run`).
 """
@@ -53,8 +58,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from symaffect._io import write_json, write_text
+from symaffect._io import read_json, write_json, write_text
 from symaffect.errors import ConfigError, DataError
 from symaffect.train.config import RunConfig, preset
 
@@ -464,6 +469,52 @@ def split_records(dirs: Sequence[str | Path], mets: Sequence[Mapping]) -> list[d
     return out
 
 
+def curve_records(dirs: Sequence[str | Path], mets: Sequence[Mapping]) -> list[dict]:
+    """The learning-curve figure of every (split, training seed) behind a row, or why there is none.
+
+    A fold's ``result.json`` (and so ``metrics.json["runs"]``) records
+    ``learning_curves``, the PNG's path relative to the run folder. It is used when the
+    file exists inside the run folder; otherwise the record says why it is skipped.
+
+    Returns
+    -------
+    list of dict
+        ``{"run", "split_seed", "fold", "seed", "path", "note"}`` per fold and seed of
+        every run folder: ``path`` is the PNG (the run folder joined with the recorded
+        path, like the row's ``runs``) and ``note`` None, or ``path`` None and ``note``
+        why there is no figure (not trained in epochs, a run older than the curves,
+        no training logs, a missing file, a recorded path outside the run folder).
+    """
+    out = []
+    for d, m in zip(dirs, mets):
+        run_dir = Path(d)
+        for r in m["runs"]:
+            rec = {"run": run_dir.name, "split_seed": m["protocol"].get("params", {}).get("seed"),
+                   "fold": int(r["fold"]), "seed": int(r["seed"]), "path": None, "note": None}
+            rel = r.get("learning_curves")
+            if "learning_curves" not in r:
+                rec["note"] = ("not trained in epochs" if r.get("epochs_trained") is None else
+                               "none recorded: a run from before learning curves were drawn")
+            elif not isinstance(rel, str) or not rel:
+                rec["note"] = "none drawn: no training logs when the run finished"
+            elif not _inside(run_dir, rel):
+                rec["note"] = f"recorded learning curves {rel!r}: not a path inside the run folder; not shown"
+            elif not (run_dir / rel).is_file():
+                rec["note"] = f"{run_dir / rel}: learning curves missing"
+            else:
+                rec["path"] = str(run_dir / rel)
+            out.append(rec)
+    return out
+
+
+def _inside(folder: Path, rel: str) -> bool:
+    """Whether ``folder / rel`` stays inside ``folder`` (symbolic links followed)."""
+    try:
+        return (folder / rel).resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a link loop: not a path to follow
+        return False
+
+
 def subject_scores(dirs: Sequence[str | Path], task: str, *, mets: Sequence[Mapping] | None = None) -> dict:
     """Per-test-subject accuracy of the model and of the majority baseline on ``task``.
 
@@ -498,7 +549,7 @@ def subject_scores(dirs: Sequence[str | Path], task: str, *, mets: Sequence[Mapp
     """
     from symaffect.eval.metrics import mean_by_subject, per_subject_accuracy
 
-    mets = mets if mets is not None else [json.loads((Path(d) / "metrics.json").read_text()) for d in dirs]
+    mets = mets if mets is not None else [read_json(Path(d) / "metrics.json") for d in dirs]
     subj, model, maj, digests = [], [], [], []
     metric = "acc"
     for d, m in zip(dirs, mets):
@@ -566,13 +617,18 @@ def collect(label_runs: Sequence[tuple[str, Sequence[Path]]], *, seed: int = UNC
         "tasks": {task: {"kind", "n_classes", "class_names", "model"|"majority"|
         "prior_random"|...: {metric: {mean, std, n}}, "confusion_sum", "by_subject":
         subject_scores(...), "vs_majority": paired_comparison(model, majority) or None,
-        "uncertainty_error": str or None}}}]}``.
+        "uncertainty_error": str or None}}, "learning_curves": curve_records(...)}]}``.
+
+    Raises
+    ------
+    DataError
+        A ``metrics.json`` is missing or not valid JSON (the message names it).
     """
     from symaffect.eval.metrics import aggregate_reports, paired_comparison
 
     rows = []
     for label, dirs in label_runs:
-        mets = [json.loads((Path(d) / "metrics.json").read_text()) for d in dirs]
+        mets = [read_json(Path(d) / "metrics.json") for d in dirs]
         m0 = mets[0]
         splits = split_records(dirs, mets)
         n_splits = len({(s["run"], s["split_seed"], s["fold"]) for s in splits})
@@ -616,6 +672,7 @@ def collect(label_runs: Sequence[tuple[str, Sequence[Path]]], *, seed: int = UNC
             "n_splits": n_splits,
             "splits": splits,
             "tasks": tasks,
+            "learning_curves": curve_records(dirs, mets),
         })
     return {"rows": rows}
 
@@ -930,7 +987,10 @@ def write_suite(
         The JSON written: ``rows`` (:func:`collect`; per task ``vs_majority`` and
         ``by_subject``), ``tables``, ``comparisons`` (:func:`comparisons` of
         ``spec.reference``), ``pairwise_tables``, ``uncertainty`` (the method) and
-        ``figures``.
+        ``figures`` (``bars`` and ``confusion`` paths; ``learning_curves``: per row key
+        the row's learning-curve PNGs as ``{"path", "split_seed", "fold", "seed"}``,
+        ``path`` relative to ``out_dir``; a row's skipped runs and why are in its
+        ``learning_curves`` records, :func:`curve_records`).
     """
     from symaffect.eval import figures
     from symaffect.eval.report import Report
@@ -943,13 +1003,17 @@ def write_suite(
     figs = {"bars": str(figures.suite_bars(result, fig_dir / f"{spec.name}_bars.png",
                                            title=f"{spec.paper_table}: {spec.description}"))}
     figs["confusion"] = {}
-    labels = [r["label"] for r in result["rows"]]
-    for r in result["rows"]:
-        key = r["label"] if labels.count(r["label"]) == 1 else f"{r['label']}, {r['task_set']}"
+    figs["learning_curves"] = {}
+    for key, r in zip(row_keys(result["rows"]), result["rows"]):
         p = figures.confusion_grid(r, fig_dir / f"{spec.name}_confusion_{_slug(key)}.png",
                                    title=f"{spec.paper_table} · {key} · {r['protocol_text']}")
         if p is not None:
             figs["confusion"][key] = str(p)
+        figs["learning_curves"][key] = [
+            {"path": Path(os.path.relpath(c["path"], out)).as_posix(),
+             **{k: c[k] for k in ("split_seed", "fold", "seed")}}
+            for c in r["learning_curves"] if c["path"] is not None
+        ]
     obj = {
         "format": SUITE_FORMAT,
         "version": 2,
@@ -971,6 +1035,12 @@ def write_suite(
     suite_report(rep, obj, out)
     rep.write(out / f"{spec.name}.md", out / f"{spec.name}.html")
     return obj
+
+
+def row_keys(rows: Sequence[Mapping]) -> list[str]:
+    """A name per row for figures: its label, with the task set when labels repeat (table2)."""
+    labels = [r["label"] for r in rows]
+    return [r["label"] if labels.count(r["label"]) == 1 else f"{r['label']}, {r['task_set']}" for r in rows]
 
 
 def suite_report(rep, obj: Mapping, out: Path, *, level: int = 2) -> None:
@@ -999,6 +1069,35 @@ def suite_report(rep, obj: Mapping, out: Path, *, level: int = 2) -> None:
     rep.image(Path(obj["figures"]["bars"]), "grouped bar chart", base=out)
     for label, p in obj["figures"]["confusion"].items():
         rep.image(Path(p), f"confusion matrices: {label}", base=out)
+    curves_report(rep, obj, out, level=level)
+
+
+def curves_report(rep, obj: Mapping, out: Path, *, level: int = 2) -> None:
+    """The "Learning curves" section: per row, the curves of every fold x seed, or why none."""
+    rep.heading("Learning curves", level)
+    rep.para("Per run (fold × training seed): training (solid) and validation (dotted) loss and accuracy per "
+             "epoch, from the run's CSV logs; dashed: the training-set majority rate; dash-dot: the epoch of the "
+             "kept checkpoint. In the HTML report, click a thumbnail to see it full size.")
+    curves = obj["figures"].get("learning_curves", {})
+    for key, row in zip(row_keys(obj["rows"]), obj["rows"]):
+        shown = curves.get(key, [])
+        skipped = [c for c in row.get("learning_curves", []) if c["path"] is None]
+        if not shown:
+            notes = sorted({c["note"] for c in skipped})
+            rep.para(f"**{key}**: no learning curves ({'; '.join(notes) or 'no runs'}).")
+            continue
+        rep.heading(key, level + 1)
+        several = len(row["runs"]) > 1
+        items = [(out / c["path"], (f"split seed {c['split_seed']} · " if several else "")
+                  + f"fold {c['fold']} · seed {c['seed']}") for c in shown]
+        if len(items) == 1:
+            rep.image(items[0][0], f"{key} · {items[0][1]}", base=out)
+        else:
+            rep.gallery(items)
+        if skipped:
+            which = ", ".join((f"split seed {c['split_seed']} " if several else "") + f"fold {c['fold']} "
+                              f"seed {c['seed']} ({c['note']})" for c in skipped)
+            rep.para(f"Skipped {len(skipped)} of {len(skipped) + len(shown)} runs: {which}.")
 
 
 def run_suite(
@@ -1043,6 +1142,7 @@ __all__ = [
     "collect",
     "compare_rows",
     "comparisons",
+    "curve_records",
     "default_models",
     "make_config",
     "run_suite",
