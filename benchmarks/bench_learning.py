@@ -70,11 +70,12 @@ def run_models(data: Path, work: Path, task_set: str, models: list[str], folds: 
             cfg = cfg.replace(**{"model.kwargs": {**cfg.model.kwargs, **kw}})
         t0 = time.perf_counter()
         folder = spec.replace(":", "-").replace("=", "_").replace(",", "-")
+        reused = (work / f"{folder}-{task_set}" / "metrics.json").is_file()
         run = train_run(cfg, data, work / f"{folder}-{task_set}")
         wall = time.perf_counter() - t0
         metrics = json.loads((run / "metrics.json").read_text())
-        out[spec] = {"run": run, "metrics": metrics, "wall": wall}
-        print(f"{task_set} {spec}: {wall:.0f} s", flush=True)
+        out[spec] = {"run": run, "metrics": metrics, "wall": wall, "reused": reused}
+        print(f"{task_set} {spec}: {'reused' if reused else f'{wall:.0f} s'}", flush=True)
     return out
 
 
@@ -141,10 +142,11 @@ def main() -> None:
         generate(data, n_subjects=args.subjects, n_trials=args.trials, seconds=63.0, seed=0)
     models = args.models.split(",")
     t_start = time.perf_counter()
-    lines, raw = [], {}
+    lines, raw, n_reused = [], {}, 0
     for task_set in args.tasks.split(","):
         task, col = TASKS[task_set]
         res = run_models(data, args.work / "runs", task_set, models, args.folds)
+        n_reused += sum(r["reused"] for r in res.values())
         scores = {m: subject_scores(r["run"], r["metrics"], task) for m, r in res.items()}
         first = next(iter(res.values()))["metrics"]
         scores["features (per-subject z)"] = feature_classifier(data, first, col, True)
@@ -173,7 +175,10 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python benchmarks/bench_learning.py --subjects {args.subjects} "
         f"--trials {args.trials} --folds {args.folds} --models {args.models}` "
-        f"({minutes:.0f} min on this 2-core machine, one torch thread).",
+        f"({minutes:.0f} min on this 2-core machine, one torch thread"
+        + (f"; {n_reused} of the runs were finished by earlier invocations of the same command "
+           "(`train_run` reuses a finished run of the same config) and are not in that time" if n_reused else "")
+        + ").",
         "",
         "Deep models: `quick` preset (d = tau = 32, low-rank mixer, lr 1e-3 with 5 % warm-up "
         "and cosine decay, clipping 1, 10 epochs of 1024 training windows at a 5-s stride, "
