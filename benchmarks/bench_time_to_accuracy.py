@@ -98,7 +98,7 @@ def main() -> None:
             cfg = cfg.replace(**{"model.kwargs": {**cfg.model.kwargs, **kw}})
         prepared = load_data(cfg, args.data)
         _, folds = make_folds(cfg, prepared)
-        fdir = _fold_dir(args.work / f"model{i}-{name}", 0, 0)
+        fdir = _fold_dir(args.work.resolve() / f"model{i}-{name}", 0, 0)
         if fdir.exists():
             import shutil
 

@@ -107,6 +107,25 @@ def read_json(path: str | Path, *, expect: type | None = dict, max_bytes: int | 
     return obj
 
 
+def read_npz(path: str | Path) -> dict:
+    """All arrays of the ``.npz`` file ``path`` (no pickled objects); a one-line
+    :class:`~symaffect.errors.DataError` naming it when it is missing or damaged."""
+    import zipfile
+
+    import numpy as np
+
+    from symaffect.errors import DataError
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise DataError(path, "missing") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DataError(path, f"not a readable .npz file ({first})") from None
+
+
 _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", float: "number",
                bool: "boolean", type(None): "null"}
 

@@ -405,3 +405,19 @@ def test_corrupt_metrics_json_of_a_reused_run_is_one_data_error(tiny_data, tmp_p
     with pytest.raises(DataError, match="not valid JSON") as e:
         run_suite("table4", tiny_data, tmp_path / "b", **kw)
     assert e.value.source == str(met) and "\n" not in str(e.value)
+
+
+def test_a_damaged_predictions_file_is_a_one_line_data_error(tmp_path):
+    from symaffect._io import read_npz
+    from symaffect.errors import DataError
+
+    bad = tmp_path / "predictions.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match="predictions.npz: not a readable .npz file"):
+        read_npz(bad)
+    with pytest.raises(DataError, match="missing"):
+        read_npz(tmp_path / "absent.npz")
+    import numpy as np
+
+    np.savez(tmp_path / "ok.npz", a=np.arange(3))
+    assert read_npz(tmp_path / "ok.npz")["a"].tolist() == [0, 1, 2]

@@ -48,7 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from symaffect._io import read_json, write_json
+from symaffect._io import read_json, read_npz, write_json
+from symaffect.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +346,11 @@ def _subject_comparison(run_dirs: Sequence[Path], task: str, seed: int) -> dict:
     subj, right_m, right_b = [], [], []
     for rdir in run_dirs:
         for run in read_json(Path(rdir) / "metrics.json")["runs"]:
-            with np.load(Path(rdir) / f"fold{run['fold']}-seed{run['seed']}" / "predictions.npz") as z:
-                true, pred, s = z[f"true_{task}"], z[f"pred_{task}"], z["subject"]
+            path = Path(rdir) / f"fold{run['fold']}-seed{run['seed']}" / "predictions.npz"
+            z = read_npz(path)
+            if not {"subject", f"true_{task}", f"pred_{task}"} <= set(z):
+                raise DataError(path, f"has no predictions of task {task!r}")
+            true, pred, s = z[f"true_{task}"], z[f"pred_{task}"], z["subject"]
             maj = run["tasks"][task]["majority"]
             const = np.broadcast_to(np.asarray(maj["vector"] if "vector" in maj else maj["class"]), true.shape)
             right = lambda p: (p == true) if true.ndim == 1 else (p == true).all(axis=1)  # noqa: E731

@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from symaffect._io import read_json, write_json, write_text
+from symaffect._io import read_json, read_npz, write_json, write_text
 from symaffect.errors import ConfigError, DataError
 from symaffect.train.config import RunConfig, preset
 
@@ -559,11 +559,11 @@ def subject_scores(dirs: Sequence[str | Path], task: str, *, mets: Sequence[Mapp
             if not path.is_file():
                 raise DataError(path, "missing: per-subject scores need the test predictions "
                                       "(re-score the run with `symaffect evaluate`)")
-            with np.load(path) as z:
-                s, trial, start = z["subject"], z["trial"], z["start"]
-                if f"true_{task}" not in z:
-                    raise DataError(path, f"has no predictions of task {task!r}")
-                yt, yp = z[f"true_{task}"], z[f"pred_{task}"]
+            z = read_npz(path)
+            if not {"subject", "trial", "start", f"true_{task}", f"pred_{task}"} <= set(z):
+                raise DataError(path, f"has no predictions of task {task!r}")
+            s, trial, start = z["subject"], z["trial"], z["start"]
+            yt, yp = z[f"true_{task}"], z[f"pred_{task}"]
             if s.size == 0:
                 continue
             if not set(np.unique(s).tolist()) <= {int(x) for x in r["test_subjects"]}:
