@@ -135,7 +135,7 @@ def main() -> None:
         "(test subjects never trained on), 10-s non-overlapping test windows.",
         "",
         "| model | held-out acc, last epoch | held-out acc, kept checkpoint | majority | "
-        "wall s to reach the last epoch's acc (±1 point) | training windows / s |",
+        "wall s to reach the last epoch's acc (±1 point) | training windows / s (validation included) |",
         "|---|---|---|---|---|---|",
         *rows,
         "",
