@@ -48,13 +48,15 @@ def save_checkpoint(
     Path
     """
     from symaffect import __version__
+    from symaffect.models.registry import resolved_kwargs
 
     path = Path(path)
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "model_name": name,
-        "kwargs": dict(kwargs),
+        # every default written out: a later change of a default cannot change this model
+        "kwargs": resolved_kwargs(name, dict(kwargs)),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "symaffect_version": str(__version__),
         "torch_version": str(torch.__version__),

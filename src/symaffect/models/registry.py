@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +87,38 @@ def model_defaults(name: str) -> dict[str, Any]:
     """Keyword arguments ``build_model`` applies for ``name`` before the caller's."""
     model_class(name)
     return dict(_DEFAULT_KWARGS[name])
+
+
+def constructor_defaults(name: str) -> dict[str, Any]:
+    """Keyword parameters of ``name``'s constructor with their defaults, following
+    ``**kwargs`` up to the base classes (``inspect.Parameter.empty`` for none)."""
+    params: dict[str, Any] = {}
+    for klass in model_class(name).__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        sig = inspect.signature(init).parameters
+        for k, prm in sig.items():
+            if prm.kind in (prm.KEYWORD_ONLY, prm.POSITIONAL_OR_KEYWORD) and k != "self":
+                params.setdefault(k, prm.default)
+        if not any(prm.kind is prm.VAR_KEYWORD for prm in sig.values()):
+            break
+    return params
+
+
+def resolved_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` completed with every plain-valued constructor default of ``name``.
+
+    Stored in a checkpoint, these rebuild the same model even after a default changes.
+    """
+    plain = (str, int, float, bool, type(None))
+
+    def is_plain(v: Any) -> bool:
+        return isinstance(v, plain) or (isinstance(v, (tuple, list)) and all(isinstance(x, plain) for x in v))
+
+    out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in constructor_defaults(name).items()
+           if v is not inspect.Parameter.empty and is_plain(v)}
+    return {**out, **_DEFAULT_KWARGS[name], **kwargs}
 
 
 def build_model(name: str, **kwargs: Any) -> nn.Module:

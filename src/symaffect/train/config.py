@@ -371,23 +371,12 @@ def quick_model_kwargs(name: str) -> dict:
     wanted = {"d": 32, "tau": 32, "dim": 32, "hidden": 32, "d_model": 32, "mixer": "lowrank"}
     if name == "xgboost":
         return {"n_estimators": 100, "max_depth": 4}
-    import inspect
-
-    from symaffect.models.registry import model_class
+    from symaffect.models.registry import constructor_defaults
 
     try:
-        ctor = model_class(name)
+        params = set(constructor_defaults(name))
     except ValueError:
         return {}
-    params: set[str] = set()
-    for klass in ctor.__mro__:  # follow **kwargs up to the base classes
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        sig = inspect.signature(init).parameters
-        params |= {k for k, p in sig.items() if p.kind is p.KEYWORD_ONLY or p.kind is p.POSITIONAL_OR_KEYWORD}
-        if not any(p.kind is p.VAR_KEYWORD for p in sig.values()):
-            break
     return {k: v for k, v in wanted.items() if k in params}
 
 
