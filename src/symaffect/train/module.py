@@ -22,6 +22,8 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from symaffect.train.config import OptimConfig
+
 log = logging.getLogger(__name__)
 
 
@@ -44,8 +46,9 @@ class AffectModule(L.LightningModule):
     schedule : {"cosine", "constant"}
     warmup : float
         The learning-rate schedule over the run's planned optimiser steps
-        (:mod:`symaffect.train.recipe`). Gradient clipping is the Trainer's
-        ``gradient_clip_val``.
+        (:mod:`symaffect.train.recipe`); defaults are :class:`OptimConfig`'s, so a
+        user's own ``L.Trainer`` gets the project's recipe. Gradient clipping is the
+        Trainer's ``gradient_clip_val`` (``OptimConfig.grad_clip``).
     """
 
     def __init__(
@@ -58,8 +61,8 @@ class AffectModule(L.LightningModule):
         alpha: float = 0.1,
         lr: float = 1e-4,
         weight_decay: float = 1e-5,
-        schedule: str = "constant",
-        warmup: float = 0.0,
+        schedule: str = OptimConfig.schedule,
+        warmup: float = OptimConfig.warmup,
     ) -> None:
         super().__init__()
         from symaffect.models.registry import build_model

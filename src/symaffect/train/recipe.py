@@ -7,7 +7,8 @@ Lightning's ``gradient_clip_val`` or :func:`torch.nn.utils.clip_grad_norm_`).
 
 The paper trains with a constant learning rate and no clipping; ``schedule="constant"``,
 ``warmup=0`` and ``grad_clip=None`` give exactly that. Why the default departs from it,
-with measurements, is in ``docs/paper_map.md`` ("Training recipe").
+with measurements, is in ``docs/paper_map.md`` ("Departures that make the model learn",
+point 3).
 """
 
 from __future__ import annotations
