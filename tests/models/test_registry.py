@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from symaffect.models import TASK_SETS, list_models
+from symaffect.models import list_models
+from symaffect.spec import TASK_SETS
 from symaffect.models.losses import MultiTaskLoss
 from symaffect.models.profile import model_profile
 from symaffect.models.registry import build_model, model_class, register_model, test_kwargs
@@ -21,7 +22,7 @@ MIXED_MASK = torch.tensor(
 
 def _targets(model, batch: int, seed: int = 1) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    if model.task_kind == "sigmoid":
+    if model.task_kind == "multilabel":
         return {t: torch.randint(0, 2, (batch, n), generator=g).float() for t, n in model.n_outputs.items()}
     return {t: torch.randint(0, n, (batch,), generator=g) for t, n in model.n_outputs.items()}
 
@@ -51,8 +52,8 @@ def test_output_shapes(name, task_set):
     model = build_tiny(name, task_set=task_set).eval()
     x = make_batch(model, batch=3)
     out = model(x)
-    assert set(out) == set(TASK_SETS[task_set])
-    for task, n in TASK_SETS[task_set].items():
+    assert set(out) == set(TASK_SETS[task_set].names)
+    for task, n in TASK_SETS[task_set].n_outputs.items():
         assert out[task].shape == (3, n)
     assert model.heads is not None  # the shared output-layer name
 

@@ -139,7 +139,7 @@ def test_predict_recording_hops_and_chunk_invariance(run_dir, signals):
     assert [p.t for p in b] == [p.t for p in a]
     for x, y in zip(a, b):
         assert x.is_close(y, atol=1e-4)
-        assert 1.0 <= x.valence <= 9.0 and x.quadrant in {"Q1", "Q2", "Q3", "Q4"}
+        assert 1.0 <= x.valence <= 9.0 and x.quadrant in {"Q1", "Q2", "Q3", "Q4", "Neutral"}
         assert sum(x.probabilities["arousal"]) == pytest.approx(1.0, abs=1e-5)
         assert x.modalities_used == ("eeg", "peripheral", "eog") and not x.flags
     with pytest.raises(DataError, match="window"):

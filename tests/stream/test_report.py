@@ -108,10 +108,13 @@ def test_baseline_falls_back_to_the_first_minute(segments, rule):
 def test_quadrant_shares_and_quality_notes(data):
     shares = data.quadrant_shares
     assert sum(shares.values()) == pytest.approx(1.0)
-    # quadrants of the synthetic session: baseline and gaps between segments at (4, 4) = Q3,
-    # "Drumming" (4, 7.5) = Q2, the two other segments Q4
+    # quadrants of the synthetic session: "Drumming" (4, 7.5) = Q2, the segment at (7, 4) Q4;
+    # the baseline and gaps at (4, 4) (100 hops) and the last segment at (6, 4) lie on the
+    # edge of the Neutral box, so Q3 / Q4 or Neutral as the noise falls (the live path says
+    # Neutral exactly as the training labels do)
     counts = {q: round(shares[q] * len(data.series)) for q in shares}
-    assert counts["Q2"] == 90 and counts["Q4"] == 200 and counts["Q3"] == 100 and counts["Q1"] == 0
+    assert counts["Q2"] == 90 and counts["Q1"] == 0
+    assert counts["Q3"] + counts["Q4"] + counts["Neutral"] == 300 and 0 < counts["Neutral"] < 150
     q = data.quality
     assert q.dropped == {"eeg": 20, "eog": 0, "peripheral": 0}
     assert q.flags == {("eeg", "flat"): 1, ("stream", "gap"): 1}

@@ -147,7 +147,7 @@ def test_xgboost_multilabel_quadrant(tiny_data, cache_dir, tmp_path):
     m = json.loads((train_run(cfg, tiny_data, tmp_path / "q", cache_dir=cache_dir) / "metrics.json").read_text())
     rep = m["runs"][0]["tasks"]["quadrant"]
     assert rep["kind"] == "multilabel"
-    assert set(rep["model"]["per_label_f1"]) == {"Q1 HV-HA", "Q2 LV-HA", "Q3 LV-LA", "Q4 HV-LA", "Neutral"}
+    assert set(rep["model"]["per_label_f1"]) == {"Q1", "Q2", "Q3", "Q4", "Neutral"}
     assert 0 <= rep["majority"]["subset_acc"] <= 1
     assert m["summary"]["quadrant"]["model"]["subset_acc"]["n"] == 1
 

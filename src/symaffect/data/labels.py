@@ -14,7 +14,9 @@ continuous in [1, 9]) and returns one target per row. Rules never look at signal
 
 Neutral is **our definition** (the paper does not give one): ``|v - c| <= band`` and
 ``|a - c| <= band`` with ``c = threshold`` (5) and ``band = neutral_band`` (1.0), i.e.
-both valence and arousal within [4, 6]. Both numbers are configurable.
+both valence and arousal within [4, 6]. Both numbers are configurable. The rule itself
+is :class:`symaffect.spec.QuadrantRule`, the one the live predictor and the report use;
+the named presets (:data:`PRESETS`) are built from :data:`symaffect.spec.TASK_SETS`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from typing import ClassVar
 import numpy as np
 
 from symaffect.errors import ConfigError
-from symaffect.spec import LABEL_COLUMNS
+from symaffect.spec import LABEL_COLUMNS, QUADRANT_CODES, TASK_SETS, QuadrantRule, TaskSpec
 
-QUADRANT_NAMES = ("Q1 HV-HA", "Q2 LV-HA", "Q3 LV-LA", "Q4 HV-LA", "Neutral")
+QUADRANT_NAMES = QUADRANT_CODES
+"""Quadrant class names (:data:`symaffect.spec.QUADRANT_CODES`)."""
 
 
 def _column(labels: np.ndarray, column: str) -> np.ndarray:
@@ -113,11 +116,8 @@ class Binary(LabelRule):
 def _quadrant_parts(labels: np.ndarray, threshold: float, band: float) -> tuple[np.ndarray, np.ndarray]:
     v = _column(labels, "valence")
     a = _column(labels, "arousal")
-    hv, ha = v > threshold, a > threshold
-    # Q1 HV-HA = 0, Q2 LV-HA = 1, Q3 LV-LA = 2, Q4 HV-LA = 3
-    quadrant = np.where(ha, np.where(hv, 0, 1), np.where(hv, 3, 2)).astype(np.int64)
-    neutral = (np.abs(v - threshold) <= band) & (np.abs(a - threshold) <= band)
-    return quadrant, neutral
+    rule = QuadrantRule(threshold, band)
+    return rule.ids(v, a, with_neutral=False), rule.is_neutral(v, a)
 
 
 @dataclass(frozen=True)
@@ -145,10 +145,8 @@ class Quadrant5(LabelRule):
         return QUADRANT_NAMES if self.with_neutral else QUADRANT_NAMES[:4]
 
     def __call__(self, labels: np.ndarray) -> np.ndarray:
-        quadrant, neutral = _quadrant_parts(labels, self.threshold, self.neutral_band)
-        if self.with_neutral:
-            quadrant[neutral] = 4
-        return quadrant
+        v, a = _column(labels, "valence"), _column(labels, "arousal")
+        return QuadrantRule(self.threshold, self.neutral_band).ids(v, a, with_neutral=self.with_neutral)
 
 
 @dataclass(frozen=True)
@@ -237,11 +235,19 @@ class TaskSet(Mapping):
         return cls(tuple(tasks.items()))
 
 
+def rule_for(task: TaskSpec) -> LabelRule:
+    """The label rule of one task of :data:`symaffect.spec.TASK_SETS`."""
+    if task.rule == "nine_class":
+        return NineClass(task.column)
+    if task.rule == "binary":
+        return Binary(task.column, task.threshold)
+    if task.rule == "quadrant":
+        return Quadrant5(task.threshold, task.neutral_band, task.with_neutral)
+    return QuadrantMultiLabel(task.threshold, task.neutral_band)
+
+
 PRESETS: dict[str, TaskSet] = {
-    "multitask9": TaskSet(tuple((c, NineClass(c)) for c in ("valence", "arousal", "liking"))),
-    "binary_valence": TaskSet((("valence", Binary("valence")),)),
-    "binary_arousal": TaskSet((("arousal", Binary("arousal")),)),
-    "quadrant5": TaskSet((("quadrant", Quadrant5()),)),
-    "quadrant_multilabel": TaskSet((("quadrant", QuadrantMultiLabel()),)),
+    name: TaskSet(tuple((t.name, rule_for(t)) for t in spec.tasks)) for name, spec in TASK_SETS.items()
 }
-"""Named task sets: the paper's multi-task 9-class model and single-task protocols."""
+"""Named task sets, one per :data:`symaffect.spec.TASK_SETS` entry: the paper's multi-task
+9-class model and the single-task protocols."""

@@ -4,17 +4,11 @@ Public API: :func:`build_model`, :func:`list_models`, :func:`register_model`,
 :class:`AffectModel`, :class:`EncoderFusionModel`, :class:`TaskHeads`,
 :class:`ModalityFusion`, :class:`ConcatFusion`, :class:`MultiTaskLoss`,
 :func:`save_checkpoint`, :func:`load_checkpoint`, :func:`model_profile`.
-This package never imports :mod:`symaffect.data` (only :mod:`symaffect.spec`).
+This package never imports :mod:`symaffect.data` (only :mod:`symaffect.spec`, where the
+task sets live: :data:`symaffect.spec.TASK_SETS`).
 """
 
-from symaffect.models.base import (
-    QUADRANT_LABELS,
-    TASK_KINDS,
-    TASK_SETS,
-    AffectModel,
-    EncoderFusionModel,
-    modality_dropout_mask,
-)
+from symaffect.models.base import AffectModel, EncoderFusionModel, modality_dropout_mask
 from symaffect.models.checkpoint import load_checkpoint, save_checkpoint
 from symaffect.models.fusion import ConcatFusion, ModalityFusion, masked_mean
 from symaffect.models.heads import TaskHeads
@@ -23,9 +17,6 @@ from symaffect.models.profile import model_profile
 from symaffect.models.registry import build_model, list_models, register_model
 
 __all__ = [
-    "QUADRANT_LABELS",
-    "TASK_KINDS",
-    "TASK_SETS",
     "AffectModel",
     "ConcatFusion",
     "EncoderFusionModel",

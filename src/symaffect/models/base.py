@@ -43,32 +43,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from symaffect.models.fusion import ConcatFusion, ModalityFusion
+from symaffect.models.heads import TaskHeads
 from symaffect.spec import MODALITIES, ModalitySpec
+from symaffect.spec import task_set as task_set_spec
 
 log = logging.getLogger(__name__)
-
-TASK_SETS: dict[str, dict[str, int]] = {
-    "multitask9": {"valence": 9, "arousal": 9, "liking": 9},
-    "binary_valence": {"valence": 2},
-    "binary_arousal": {"arousal": 2},
-    "quadrant5": {"quadrant": 5},
-    "quadrant_multilabel": {"quadrant": 5},
-}
-"""Output layout per task set: ``{task: n_outputs}``."""
-
-TASK_KINDS: dict[str, str] = {
-    "multitask9": "softmax",
-    "binary_valence": "softmax",
-    "binary_arousal": "softmax",
-    "quadrant5": "softmax",
-    "quadrant_multilabel": "sigmoid",
-}
-"""How each task set's logits are read: ``"softmax"`` (one class) or ``"sigmoid"``
-(independent labels, BCE)."""
-
-QUADRANT_LABELS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "neutral")
-"""Order of the 5 quadrant outputs (Q1 = HV-HA, Q2 = LV-HA, Q3 = LV-LA, Q4 = HV-LA)."""
-
 
 def _is_tracing() -> bool:
     """True while exporting / compiling, where data-dependent Python checks are banned."""
@@ -88,7 +68,7 @@ class AffectModel(nn.Module):
         Modalities the model accepts, in mask-column order (keys of
         :data:`symaffect.spec.MODALITIES`).
     task_set : str
-        One of :data:`TASK_SETS`.
+        One of :data:`symaffect.spec.TASK_SETS`.
     n_times : int or None
         Window length in samples (``None``: the spec's 1280). Tests use small values.
 
@@ -116,14 +96,14 @@ class AffectModel(nn.Module):
             raise ValueError(f"modalities: unknown {unknown}; known {sorted(MODALITIES)}")
         if len(set(modalities)) != len(modalities):
             raise ValueError(f"modalities: duplicates in {modalities}")
-        if task_set not in TASK_SETS:
-            raise ValueError(f"task_set: {task_set!r} not in {sorted(TASK_SETS)}")
+        spec = task_set_spec(task_set)
         if n_times is not None and n_times < 8:
             raise ValueError(f"n_times: {n_times} is too short (>= 8)")
         self.modalities: tuple[str, ...] = modalities
         self.task_set = task_set
-        self.task_kind = TASK_KINDS[task_set]
-        self.n_outputs: dict[str, int] = dict(TASK_SETS[task_set])
+        self.task_spec = spec
+        self.task_kind = spec.kind
+        self.n_outputs: dict[str, int] = spec.n_outputs
         self.specs: dict[str, ModalitySpec] = {
             m: (
                 MODALITIES[m]
@@ -250,8 +230,6 @@ class EncoderFusionModel(AffectModel):
         modality_dropout: float = 0.0,
         **kw,
     ) -> None:
-        from symaffect.models.fusion import ConcatFusion, ModalityFusion
-        from symaffect.models.heads import TaskHeads
 
         super().__init__(**kw)
         if not 0.0 <= modality_dropout < 1.0:

@@ -11,7 +11,9 @@ import torch
 from torch import nn
 
 from symaffect._io import atomic_write
+from symaffect import __version__
 from symaffect.errors import DataError
+from symaffect.models.registry import build_model, resolved_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +49,6 @@ def save_checkpoint(
     -------
     Path
     """
-    from symaffect import __version__
-    from symaffect.models.registry import resolved_kwargs
-
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -93,8 +92,6 @@ def load_checkpoint(
     DataError
         The file is missing, not a symaffect checkpoint, or does not fit its model.
     """
-    from symaffect.models.registry import build_model
-
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")

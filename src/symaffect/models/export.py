@@ -13,13 +13,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from symaffect.models.dtfe import FrequencyGate
+
 log = logging.getLogger(__name__)
 
 
 def _for_export(model: nn.Module, spectral: str | None) -> nn.Module:
     """An eval-mode copy of ``model`` with every frequency gate set to ``spectral``."""
-    from symaffect.models.dtfe import FrequencyGate
-
     model = copy.deepcopy(model).eval()
     if spectral is not None:
         for module in model.modules():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from symaffect.models.base import TASK_SETS
+from symaffect.spec import task_set as task_set_spec
 
 
 class TaskHeads(nn.Module):
@@ -15,7 +15,7 @@ class TaskHeads(nn.Module):
     in_features : int
         Width D of the fused embedding.
     task_set : str
-        One of :data:`symaffect.models.base.TASK_SETS`: ``"multitask9"`` gives three
+        One of :data:`symaffect.spec.TASK_SETS`: ``"multitask9"`` gives three
         9-class heads (valence, arousal, liking), ``"binary_valence"`` /
         ``"binary_arousal"`` one 2-class head, ``"quadrant5"`` one 5-class head and
         ``"quadrant_multilabel"`` one head of 5 independent (sigmoid/BCE) logits.
@@ -27,11 +27,10 @@ class TaskHeads(nn.Module):
 
     def __init__(self, *, in_features: int, task_set: str = "multitask9") -> None:
         super().__init__()
-        if task_set not in TASK_SETS:
-            raise ValueError(f"task_set: {task_set!r} not in {sorted(TASK_SETS)}")
+        spec = task_set_spec(task_set)
         self.task_set = task_set
         self.layers = nn.ModuleDict(
-            {t: nn.Linear(in_features, n) for t, n in TASK_SETS[task_set].items()}
+            {t: nn.Linear(in_features, n) for t, n in spec.n_outputs.items()}
         )
 
     def forward(self, z: Tensor) -> dict[str, Tensor]:

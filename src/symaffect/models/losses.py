@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from symaffect.models.base import TASK_KINDS, TASK_SETS
+from symaffect.spec import task_set as task_set_spec
 
 WEIGHTINGS = ("learnable", "fixed", "softmax")
 
@@ -59,7 +59,7 @@ class MultiTaskLoss(nn.Module):
     Parameters
     ----------
     task_set : str
-        See :data:`symaffect.models.base.TASK_SETS`. ``"quadrant_multilabel"`` uses
+        See :data:`symaffect.spec.TASK_SETS`. ``"quadrant_multilabel"`` uses
         binary cross-entropy on 5 logits; every other task set uses eq. 29.
     weighting : {"learnable", "fixed", "softmax"}
         Multi-task weighting (ignored for one task, weight 1):
@@ -90,12 +90,11 @@ class MultiTaskLoss(nn.Module):
         alpha: float = 0.1,
     ) -> None:
         super().__init__()
-        if task_set not in TASK_SETS:
-            raise ValueError(f"task_set: {task_set!r} not in {sorted(TASK_SETS)}")
+        spec = task_set_spec(task_set)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting: {weighting!r} not in {WEIGHTINGS}")
-        self.tasks = tuple(TASK_SETS[task_set])
-        self.kind = TASK_KINDS[task_set]
+        self.tasks = spec.names
+        self.kind = spec.kind
         self.gamma, self.alpha = float(gamma), float(alpha)
         n = len(self.tasks)
         self.weighting = weighting if n > 1 else "fixed"
@@ -118,7 +117,7 @@ class MultiTaskLoss(nn.Module):
         return {t: float(w) for t, w in zip(self.tasks, self.weights().detach())}
 
     def task_loss(self, task: str, logits: Tensor, target: Tensor) -> Tensor:
-        if self.kind == "sigmoid":
+        if self.kind == "multilabel":
             return F.binary_cross_entropy_with_logits(logits.float(), target.float())
         return focal_label_smoothing_ce(logits, target.long(), gamma=self.gamma, alpha=self.alpha)
 

@@ -8,15 +8,14 @@ Import-light public API (no torch): :class:`SessionStore`, :func:`default_db_pat
 :mod:`symaffect.stream.quality` (``check_window``),
 :mod:`symaffect.stream.predictor` (``Predictor``, ``load_run``, ``predict_recording``),
 :mod:`symaffect.stream.lsl` (``replay``, ``run_stream``).
-This package never imports :mod:`symaffect.train`.
+This package never imports :mod:`symaffect.train`. Quadrant codes and the Neutral rule
+are :data:`symaffect.spec.QUADRANT_CODES` / :class:`symaffect.spec.QuadrantRule`.
 """
 
-from symaffect.stream.prediction import QUADRANT_NAMES, QUADRANTS, Prediction, expected_rating
+from symaffect.stream.prediction import Prediction, expected_rating
 from symaffect.stream.store import SCHEMA_VERSION, SessionStore, default_db_path
 
 __all__ = [
-    "QUADRANTS",
-    "QUADRANT_NAMES",
     "SCHEMA_VERSION",
     "Prediction",
     "SessionStore",

@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from symaffect.errors import DataError
-from symaffect.spec import SFREQ
+from symaffect.spec import QUADRANT_CODES, SFREQ
 from symaffect.stream.channel_map import ChannelMap, load_channel_map
 from symaffect.stream.predictor import HopResult, Predictor, SessionPipeline
 from symaffect.stream.recording import Recording
@@ -69,7 +69,7 @@ SPEED_KEY = "replay_speed"
 """Child of the stream description where :func:`replay` announces its speed."""
 
 PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant", "n_modalities", "stream_t")
-"""Channels of the ``symaffect-predictions`` outlet (quadrant 1-4, 0 = none; NaN ratings
+"""Channels of the ``symaffect-predictions`` outlet (quadrant 1-4 for Q1..Q4, 5 Neutral, 0 = none; NaN ratings
 when a hop has no prediction)."""
 
 
@@ -310,7 +310,8 @@ class StreamStats:
 
 
 def _quad_index(q: str | None) -> float:
-    return {"Q1": 1.0, "Q2": 2.0, "Q3": 3.0, "Q4": 4.0}.get(q or "", 0.0)
+    """1-4 for Q1..Q4, 5 for Neutral, 0 for none (:data:`symaffect.spec.QUADRANT_CODES`)."""
+    return float(QUADRANT_CODES.index(q) + 1) if q in QUADRANT_CODES else 0.0
 
 
 def run_stream(

@@ -12,19 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-QUADRANTS: dict[tuple[bool, bool], str] = {
-    (True, True): "Q1",  # high valence, high arousal
-    (False, True): "Q2",  # low valence, high arousal
-    (False, False): "Q3",  # low valence, low arousal
-    (True, False): "Q4",  # high valence, low arousal
-}
-"""Quadrant from (valence > 5, arousal > 5); same naming as the training labels
-(Q1 = HV-HA, Q2 = LV-HA, Q3 = LV-LA, Q4 = HV-LA)."""
+from symaffect.spec import QUADRANT_RULE, RATING_COLUMNS, quadrant_of
 
-QUADRANT_NAMES: dict[str, str] = {"Q1": "HV-HA", "Q2": "LV-HA", "Q3": "LV-LA", "Q4": "HV-LA"}
-QUADRANT_LABELS: tuple[str, ...] = ("Q1", "Q2", "Q3", "Q4", "neutral")
-"""Output order of a quadrant model (the same as ``symaffect.models.QUADRANT_LABELS``)."""
-RATING_TASKS: tuple[str, ...] = ("valence", "arousal", "liking")
 
 
 def expected_rating(probs: Sequence[float]) -> float:
@@ -56,8 +45,9 @@ class Prediction:
     expected : dict of str to float
         Per-task expected rating in [1, 9] (see :func:`expected_rating`).
     quadrant : str or None
-        ``"Q1"``..``"Q4"`` from the expected valence and arousal (> 5 = high); None if
-        the model predicts neither valence nor arousal.
+        ``"Q1"``..``"Q4"`` or ``"Neutral"``: :data:`symaffect.spec.QUADRANT_RULE` applied to
+        the expected valence and arousal (the rule the training labels use), or the most
+        probable class of a quadrant model; None if the model predicts neither.
     confidence : float
         In [0, 1]: mean over tasks of the rescaled top probability
         ``(max p - 1/n) / (1 - 1/n)`` (0 = uniform, 1 = certain), multiplied by the
@@ -92,6 +82,7 @@ class Prediction:
         flags: Sequence[str] = (),
         latency_ms: float | None = None,
         coverage: float | None = None,
+        multilabel: bool = False,
     ) -> Prediction:
         """Build a prediction (expected ratings, quadrant, confidence) from probabilities.
 
@@ -108,14 +99,16 @@ class Prediction:
             Fraction of the model's input that was present (e.g. counting a modality
             with half its channels as one half); default
             ``len(modalities_used) / n_modalities``.
+        multilabel : bool
+            The ``"quadrant"`` outputs are independent (sigmoid) probabilities.
         """
         probs = {k: [float(v) for v in p] for k, p in probabilities.items()}
-        expected = {k: expected_rating(p) for k, p in probs.items() if k in RATING_TASKS}
+        expected = {k: expected_rating(p) for k, p in probs.items() if k in RATING_COLUMNS}
         quadrant = None
         if "valence" in expected and "arousal" in expected:
-            quadrant = QUADRANTS[(expected["valence"] > 5.0, expected["arousal"] > 5.0)]
+            quadrant = QUADRANT_RULE.code(expected["valence"], expected["arousal"])
         elif "quadrant" in probs:
-            quadrant = QUADRANT_LABELS[int(np.argmax(probs["quadrant"]))]
+            quadrant = quadrant_of(probs["quadrant"], multilabel=multilabel)
         tops = []
         for p in probs.values():
             n = len(p)

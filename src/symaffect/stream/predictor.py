@@ -98,7 +98,7 @@ class Predictor:
         self.name: str = self.info["model_name"]
         self.modalities: tuple[str, ...] = tuple(self.model.modalities)
         self.n_times: int = int(self.model.n_times)
-        self.task_kind: str = getattr(self.model, "task_kind", "softmax")
+        self.task_kind: str = getattr(self.model, "task_kind", "multiclass")
         extra = self.info.get("extra") or {}
         self.preprocess: dict = dict(extra.get("preprocess") or {})
         ws = extra.get("window_seconds")
@@ -148,11 +148,12 @@ class Predictor:
         probs = {}
         for task, logits in out.items():
             logits = logits[0].float()
-            p = torch.sigmoid(logits) if self.task_kind == "sigmoid" else torch.softmax(logits, dim=-1)
+            p = torch.sigmoid(logits) if self.task_kind == "multilabel" else torch.softmax(logits, dim=-1)
             probs[task] = p.cpu().numpy().tolist()
         used = tuple(m for m in self.modalities if m in x)
         return Prediction.from_probabilities(
-            t, probs, modalities_used=used, n_modalities=len(self.modalities), flags=flags, coverage=coverage
+            t, probs, modalities_used=used, n_modalities=len(self.modalities), flags=flags, coverage=coverage,
+            multilabel=self.task_kind == "multilabel",
         )
 
 

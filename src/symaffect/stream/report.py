@@ -40,6 +40,7 @@ import numpy as np
 
 from symaffect._io import atomic_write, write_text
 from symaffect.errors import DataError
+from symaffect.spec import QUADRANT_DESCRIPTIONS, QUADRANT_RULE
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,10 @@ MIN_TREND_SPAN_S = 10.0
 GAP_FACTOR = 2.5
 """A gap is an interval between predictions longer than this many median hops."""
 
-QUADRANTS: dict[str, str] = {
-    "Q1": "high valence, high arousal (e.g. joyful, excited)",
-    "Q2": "low valence, high arousal (e.g. tense, agitated)",
-    "Q3": "low valence, low arousal (e.g. sad, tired)",
-    "Q4": "high valence, low arousal (e.g. calm, content)",
-    "Neutral": "near the middle of both scales",
-}
-"""Quadrant codes (SPEC section 1: Q1 = HV-HA, Q2 = LV-HA, Q3 = LV-LA, Q4 = HV-LA) and a
-plain-language reading. The example words are the usual circumplex landmarks, not
-something the model measures."""
+QUADRANTS: dict[str, str] = QUADRANT_DESCRIPTIONS
+"""Quadrant codes and their plain-language reading (:data:`symaffect.spec.QUADRANT_DESCRIPTIONS`)."""
 QUADRANT_COLORS: dict[str, str] = {
     "Q1": "#e6a11a", "Q2": "#c0392b", "Q3": "#4a6fa5", "Q4": "#3e9b6a", "Neutral": "#9a9a9a",
-}
-_QUADRANT_ALIASES = {
-    "HV-HA": "Q1", "HVHA": "Q1", "LV-HA": "Q2", "LVHA": "Q2",
-    "LV-LA": "Q3", "LVLA": "Q3", "HV-LA": "Q4", "HVLA": "Q4", "NEUTRAL": "Neutral",
 }
 
 CAVEAT = (
@@ -171,20 +160,10 @@ class ReportData:
 
 
 def _quadrant_code(q: Any, valence: float, arousal: float) -> str:
-    if isinstance(q, str) and q:
-        key = q.strip()
-        if key in QUADRANTS:
-            return key
-        alias = _QUADRANT_ALIASES.get(key.upper().replace("_", "-"))
-        if alias:
-            return alias
-    if not (np.isfinite(valence) and np.isfinite(arousal)):
-        return "n/a"  # the model predicts neither valence nor arousal
-    if abs(valence - 5) <= 1 and abs(arousal - 5) <= 1:
-        return "Neutral"
-    return {(True, True): "Q1", (False, True): "Q2", (False, False): "Q3", (True, False): "Q4"}[
-        (valence > 5, arousal > 5)
-    ]
+    """The stored code; for a row stored without one, :data:`symaffect.spec.QUADRANT_RULE`."""
+    if isinstance(q, str) and q in QUADRANTS:
+        return q
+    return QUADRANT_RULE.code(valence, arousal) or "n/a"  # "n/a": neither rating predicted
 
 
 def _rating(row: Mapping[str, Any], task: str) -> float:

@@ -140,7 +140,7 @@ def effective_weights(loss_fn: torch.nn.Module) -> dict[str, float]:
 
 
 def _accuracy(logits: Tensor, target: Tensor, kind: str) -> Tensor:
-    if kind == "sigmoid":
+    if kind == "multilabel":
         return ((logits > 0) == (target > 0.5)).all(dim=1).float().mean()
     return (logits.argmax(dim=1) == target).float().mean()
 
