@@ -567,7 +567,7 @@ def predict_cmd(
     """Predict valence/arousal/liking every hop over a whole recording (offline)."""
     from rich.table import Table
 
-    from symaffect.stream.predictor import Predictor, run_recording, summary, write_predictions
+    from symaffect.stream.pipeline import Predictor, run_recording, summary, write_predictions
 
     rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
     predictor = Predictor(run, num_threads=threads)  # a bad model fails before any note is printed

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from symaffect.stream.lsl import replay, run_stream
-from symaffect.stream.predictor import Predictor, predict_recording
+from symaffect.stream.pipeline import Predictor, predict_recording
 from symaffect.stream.recording import deap_recording
 from symaffect.stream.store import SessionStore
 

@@ -13,7 +13,7 @@ from symaffect.cli import app
 from symaffect.errors import DataError
 from symaffect.spec import DEAP_CHANNELS
 from symaffect.stream.channel_map import load_channel_map, shipped_maps
-from symaffect.stream.predictor import Predictor, predict_recording, run_recording, write_predictions
+from symaffect.stream.pipeline import Predictor, predict_recording, run_recording, write_predictions
 from symaffect.stream.preprocess import StreamPreprocessor, WindowBuffer
 from symaffect.stream.recording import deap_recording, read_recording
 

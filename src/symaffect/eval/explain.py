@@ -12,7 +12,7 @@ import torch
 from symaffect.errors import DataError
 
 if TYPE_CHECKING:
-    from symaffect.models.figures import ExplainFigures
+    from symaffect.models.interpretability import ExplainFigures
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,11 @@ def explain_run(
         ``paths``: the PNG files written; ``notes``: one line per learned quantity that
         has no structure (a CSI affinity within 1 % of uniform, a flat ISI gate, uniform
         temporal attention), also drawn on its figure (see
-        :func:`symaffect.models.figures.write_explain_figures`).
+        :func:`symaffect.models.interpretability.write_explain_figures`).
     """
     from symaffect.data.protocols import load_splits
     from symaffect.models.checkpoint import load_checkpoint
-    from symaffect.models.figures import write_explain_figures
+    from symaffect.models.interpretability import write_explain_figures
     from symaffect.train.config import RunConfig
     from symaffect.train.run import load_data
 

@@ -6,7 +6,7 @@ Import-light public API (no torch): :class:`SessionStore`, :func:`default_db_pat
 :mod:`symaffect.stream.channel_map` (``ChannelMap``, ``load_channel_map``),
 :mod:`symaffect.stream.preprocess` (``StreamPreprocessor``),
 :mod:`symaffect.stream.quality` (``check_window``),
-:mod:`symaffect.stream.predictor` (``Predictor``, ``load_run``, ``predict_recording``),
+:mod:`symaffect.stream.pipeline` (``Predictor``, ``load_run``, ``predict_recording``),
 :mod:`symaffect.stream.lsl` (``replay``, ``run_stream``).
 This package never imports :mod:`symaffect.train`. Quadrant codes and the Neutral rule
 are :data:`symaffect.spec.QUADRANT_CODES` / :class:`symaffect.spec.QuadrantRule`.

@@ -10,7 +10,7 @@ segments as JSON strings ``{"event": "start"|"end"|"eof", "track": ..., "t": str
 used :class:`mne_lsl.stream.StreamLSL` with a callback; its background acquisition thread
 was starved on a loaded 2-core machine (chunks arriving seconds late, false outages), so
 the pull moved into the main loop. It pushes the samples through the
-same :class:`~symaffect.stream.predictor.SessionPipeline` as offline ``predict``, stores
+same :class:`~symaffect.stream.pipeline.SessionPipeline` as offline ``predict``, stores
 every hop in the :class:`~symaffect.stream.store.SessionStore` and publishes it on an LSL
 outlet ``symaffect-predictions``.
 
@@ -56,7 +56,7 @@ import numpy as np
 from symaffect.errors import DataError
 from symaffect.spec import QUADRANT_CODES, SFREQ
 from symaffect.stream.channel_map import ChannelMap, load_channel_map
-from symaffect.stream.predictor import HopResult, Predictor, SessionPipeline
+from symaffect.stream.pipeline import HopResult, Predictor, SessionPipeline
 from symaffect.stream.recording import Recording
 from symaffect.stream.store import SessionStore
 

@@ -14,7 +14,7 @@ A modality with any channel flagged by one of these is **dropped** from that win
 prediction (the model takes whole-modality masks only), and the prediction's confidence
 falls with the fraction of modalities used. A modality with only some of its channels in
 the recording is kept and flagged ``partial`` (informational; see
-:mod:`symaffect.stream.predictor` for how the missing channels are filled).
+:mod:`symaffect.stream.pipeline` for how the missing channels are filled).
 If every modality is dropped the hop has no prediction and one ``no_prediction`` row.
 """
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from symaffect.models import build_model
-from symaffect.models import figures as F
+from symaffect.models import interpretability as F
 
 
 def _texts(fig) -> str:
