@@ -325,7 +325,9 @@ def train_cmd(
 
     from symaffect.train.config import RunConfig
     from symaffect.train.config import preset as make_preset
-    from symaffect.train.run import is_global_zero, metrics_table, train_run
+    from symaffect.eval.scoring import metrics_table, train_and_score
+    from symaffect.run_folder import RunFolder
+    from symaffect.train.run import is_global_zero
 
     _quiet_lightning()
     base = make_preset(preset, model=model or "symaffect").to_dict()
@@ -350,11 +352,9 @@ def train_cmd(
     if accelerator is not None:
         changes["trainer.accelerator"] = accelerator
     cfg = RunConfig.from_dict(base).replace(**changes)
-    run = train_run(cfg, data, out, progress=True, cache_dir=cache_dir)
+    run = train_and_score(cfg, data, out, progress=True, cache_dir=cache_dir)
     if is_global_zero():
-        from symaffect._io import read_json
-
-        console.print(metrics_table(read_json(run / "metrics.json")))
+        console.print(metrics_table(RunFolder(run).read_metrics()))
         console.print(f"run folder: {run}", highlight=False)
 
 
@@ -373,10 +373,10 @@ def evaluate_cmd(
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Re-score a run's saved best models on their test windows; rewrite metrics.json."""
-    from symaffect.train.run import evaluate_run, metrics_table
+    from symaffect.eval.scoring import metrics_table, score_run
 
     _quiet_lightning()
-    console.print(metrics_table(evaluate_run(run_dir, data, cache_dir=cache_dir)))
+    console.print(metrics_table(score_run(run_dir, data, cache_dir=cache_dir)))
 
 
 def _split_csv(text: Optional[str], cast=str) -> Optional[list]:
