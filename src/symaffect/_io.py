@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from symaffect.errors import DataError
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
@@ -62,7 +64,6 @@ def read_text(path: str | Path, *, max_bytes: int | None = None) -> str:
     Missing, unreadable (a folder, no permission), not UTF-8, larger than ``max_bytes``,
     or too large for memory: every failure is one line naming the file.
     """
-    from symaffect.errors import DataError
 
     path = Path(path)
     try:
@@ -92,7 +93,6 @@ def read_json(path: str | Path, *, expect: type | None = dict, max_bytes: int | 
     max_bytes : int or None
         Refuse larger files (default 256 MiB).
     """
-    from symaffect.errors import DataError
 
     text = read_text(path, max_bytes=max_bytes)
     try:
@@ -113,8 +113,6 @@ def read_npz(path: str | Path) -> dict:
     import zipfile
 
     import numpy as np
-
-    from symaffect.errors import DataError
 
     try:
         with np.load(path, allow_pickle=False) as z:

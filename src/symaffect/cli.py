@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from symaffect.errors import Interrupted, SymaffectError, reading
+from symaffect.run_folder import CONFIG
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 data_app = typer.Typer(no_args_is_help=True, help="Inspect and validate data folders.")
@@ -300,7 +301,7 @@ def _quiet_lightning() -> None:
 @app.command("train")
 def train_cmd(
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
-    out: Annotated[Path, typer.Option(callback=out_folder(empty_unless=("config.yaml",)),
+    out: Annotated[Path, typer.Option(callback=out_folder(empty_unless=(CONFIG,)),
                                       help="Run folder (created; an unfinished run there resumes).")],
     model: Annotated[Optional[str], typer.Option(help="Registered model, or xgboost (default symaffect).")] = None,
     protocol: Annotated[

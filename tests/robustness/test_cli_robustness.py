@@ -34,7 +34,7 @@ def root(tmp_path_factory) -> Path:
     from symaffect.data.synth import generate
     from symaffect.models import build_model, save_checkpoint
     from symaffect.train.config import RunConfig
-    from symaffect.train.run import load_data, make_folds
+    from symaffect.train.rundata import load_data, make_folds
 
     torch.manual_seed(0)
     r = tmp_path_factory.mktemp("robust")

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from symaffect.errors import DataError
-from symaffect.train.run import _resume_point, load_lightning_checkpoint
+from symaffect.train.checkpoints import load_lightning_checkpoint, resume_point
 
 
 class _Boom:
@@ -32,7 +32,7 @@ def test_crafted_checkpoint_is_refused_without_running(tmp_path, monkeypatch):
         load_lightning_checkpoint(ck)
     assert not (tmp_path / "PWNED").exists()
     # resuming treats it as damaged: moved aside, never loaded, training starts fresh
-    assert _resume_point(ck.parent) == (None, None)
+    assert resume_point(ck.parent) == (None, None)
     assert not (tmp_path / "PWNED").exists() and (ck.parent / "last.ckpt.damaged").exists()
 
 
@@ -47,29 +47,29 @@ def test_checkpoint_outside_the_run_folder_is_refused(tmp_path):
             load_lightning_checkpoint(path, root=run)
 
 
-def test_evaluate_refuses_a_result_json_pointing_outside(tiny_data, cache_dir, tmp_path, monkeypatch):
-    """``evaluate`` follows result.json's checkpoint only inside the run folder."""
-    from symaffect.train.run import evaluate_run, train_run
+def test_evaluate_refuses_a_fit_json_pointing_outside(tiny_data, cache_dir, tmp_path, monkeypatch):
+    """``evaluate`` follows fit.json's checkpoint only inside the run folder."""
+    from symaffect.eval.scoring import score_run, train_and_score
     from .conftest import tiny_config
 
     monkeypatch.chdir(tmp_path)
-    run = train_run(tiny_config(**{"optim.max_epochs": 1}), tiny_data, tmp_path / "run", cache_dir=cache_dir)
-    res = run / "fold0-seed0" / "result.json"
+    run = train_and_score(tiny_config(**{"optim.max_epochs": 1}), tiny_data, tmp_path / "run", cache_dir=cache_dir)
+    res = run / "fold0-seed0" / "fit.json"
     doc = json.loads(res.read_text())
     evil = tmp_path / "evil.ckpt"
     _crafted(evil)
     doc["checkpoint"] = str(evil)  # absolute path outside the run
     res.write_text(json.dumps(doc))
     with pytest.raises(DataError, match="outside the run folder"):
-        evaluate_run(run, tiny_data, cache_dir=cache_dir)
+        score_run(run, tiny_data, cache_dir=cache_dir)
     assert not (tmp_path / "PWNED").exists()
 
 
 def test_weights_that_do_not_fit_the_model_are_a_data_error(tmp_path):
-    from symaffect.train.run import _load_lightning_weights
+    from symaffect.train.checkpoints import load_lightning_weights
 
     ck = tmp_path / "best.ckpt"
     torch.save({"epoch": 0, "state_dict": {"model.heads.layers.valence.weight": torch.zeros(3, 3)}}, ck)
     kwargs = {"n_times": 64, "d": 8, "tau": 8, "n_heads": 2}
     with pytest.raises(DataError, match="do not fit the run's model 'symaffect'"):
-        _load_lightning_weights(ck, "symaffect", kwargs)
+        load_lightning_weights(ck, "symaffect", kwargs)

@@ -127,19 +127,21 @@ def test_missing_or_empty_logs_raise_the_documented_errors(tmp_path):
 
 
 def test_learning_curves_of_a_run_never_fail_it(tmp_path, caplog):
+    from symaffect.run_folder import RunFolder
     from symaffect.train.run import _learning_curves
 
-    fdir = tmp_path / "fold0-seed0"
+    run = RunFolder(tmp_path)
+    fdir = run.fold_dir(0, 0)
     fdir.mkdir()
     with caplog.at_level(logging.WARNING, logger="symaffect.train.run"):
-        assert _learning_curves(fdir, {"fold": 0, "seed": 0}, "symaffect") is None
+        assert _learning_curves(run, fdir, {"fold": 0, "seed": 0}, "symaffect") is None
     assert "no learning curves" in caplog.text
 
 
 def test_a_tiny_run_writes_its_learning_curves(tiny_data, cache_dir, tmp_path):
-    from symaffect.train.run import train_run
+    from symaffect.eval.scoring import train_and_score
 
-    run = train_run(tiny_config(**{"data.task_set": "binary_arousal"}), tiny_data, tmp_path / "run",
+    run = train_and_score(tiny_config(**{"data.task_set": "binary_arousal"}), tiny_data, tmp_path / "run",
                     cache_dir=cache_dir)
     res = json.loads((run / "fold0-seed0" / "result.json").read_text())
     assert res["learning_curves"] == "fold0-seed0/learning_curves.png"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from symaffect.train.datamodule import AffectDataModule, EpochBatchSampler, FoldWindows
-from symaffect.train.run import load_data, make_folds
+from symaffect.train.rundata import load_data, make_folds
 
 from .conftest import tiny_config
 

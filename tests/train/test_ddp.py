@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from symaffect.train.run import train_run
+from symaffect.eval.scoring import train_and_score
 
 from .conftest import tiny_config
 
@@ -30,10 +30,10 @@ _SCRIPT = textwrap.dedent(
     import sys
     sys.path.insert(0, {tests!r})
     from train.conftest import tiny_config
-    from symaffect.train.run import train_run
+    from symaffect.eval.scoring import train_and_score
 
     cfg = tiny_config(**{overrides!r})
-    train_run(cfg, {data!r}, {out!r}, cache_dir={cache!r})
+    train_and_score(cfg, {data!r}, {out!r}, cache_dir={cache!r})
     """
 )
 
@@ -47,7 +47,7 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_match_single_process(tiny_data, cache_dir, tmp_path):
     common = {"optim.max_epochs": 2, "optim.patience": 50}
-    single = train_run(
+    single = train_and_score(
         tiny_config(**common, **{"optim.batch_size": 16}), tiny_data, tmp_path / "single",
         cache_dir=cache_dir,
     )

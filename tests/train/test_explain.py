@@ -10,13 +10,13 @@ from PIL import Image
 
 from symaffect.errors import DataError
 from symaffect.eval.explain import explain_run
-from symaffect.train.run import train_run
+from symaffect.eval.scoring import train_and_score
 
 from .conftest import tiny_config
 
 
 def test_explain_writes_every_figure(tiny_data, cache_dir, tmp_path):
-    run = train_run(tiny_config(**{"optim.max_epochs": 1}), tiny_data, tmp_path / "run", cache_dir=cache_dir)
+    run = train_and_score(tiny_config(**{"optim.max_epochs": 1}), tiny_data, tmp_path / "run", cache_dir=cache_dir)
     figs = explain_run(run, tiny_data, n_windows=8, cache_dir=cache_dir)
     names = sorted(p.name for p in figs.paths)
     assert names == sorted([
@@ -36,11 +36,11 @@ def test_explain_says_when_a_learned_gate_has_no_structure(tiny_data, cache_dir,
     from typer.testing import CliRunner
 
     from symaffect.cli import app
-    from symaffect.models.figures import gate_structure
+    from symaffect.models.interpretability import gate_structure
 
     cfg = tiny_config(**{"optim.max_epochs": 1, "optim.lr": 1e-6,
                          "model.kwargs": {**tiny_config().model.kwargs, "gate": "shared"}})
-    run = train_run(cfg, tiny_data, tmp_path / "run", cache_dir=cache_dir)
+    run = train_and_score(cfg, tiny_data, tmp_path / "run", cache_dir=cache_dir)
     res = CliRunner().invoke(app, ["explain", str(run), "--data", str(tiny_data), "--n-windows", "4",
                                    "--out", str(tmp_path / "fig")])
     assert res.exit_code == 0, res.output

@@ -17,7 +17,7 @@ import torch
 
 from symaffect.errors import ConfigError
 from symaffect.train.config import RunConfig
-from symaffect.train.run import evaluate_run, train_run
+from symaffect.eval.scoring import score_run, train_and_score
 
 from .conftest import tiny_config
 
@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def run_dir(tiny_data, cache_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("run") / "run"
-    return train_run(tiny_config(), tiny_data, out, cache_dir=cache_dir)
+    return train_and_score(tiny_config(), tiny_data, out, cache_dir=cache_dir)
 
 
 def test_run_folder_files(run_dir):
@@ -70,7 +70,7 @@ def test_metrics_hold_model_and_baselines(run_dir, tiny_data, cache_dir):
 
     # the majority baseline is the most frequent class of the TRAINING windows
     from symaffect.data.labels import PRESETS
-    from symaffect.train.run import load_data, make_folds
+    from symaffect.train.rundata import load_data, make_folds
 
     cfg = tiny_config()
     prepared = load_data(cfg, tiny_data, cache_dir=cache_dir)
@@ -87,7 +87,7 @@ def test_metrics_hold_model_and_baselines(run_dir, tiny_data, cache_dir):
 
 def test_model_pt_loads_without_trainer_and_matches_best_checkpoint(run_dir):
     from symaffect.models.checkpoint import load_checkpoint
-    from symaffect.train.run import _load_lightning_weights
+    from symaffect.train.checkpoints import load_lightning_weights
 
     model, info = load_checkpoint(run_dir / "model.pt")
     extra = info["extra"]
@@ -96,7 +96,7 @@ def test_model_pt_loads_without_trainer_and_matches_best_checkpoint(run_dir):
     assert extra["preprocess"]["norm"] == "per_subject"
     assert RunConfig.from_dict(extra["config"]) == tiny_config()
     assert "package_version" in extra
-    best = _load_lightning_weights(
+    best, _ = load_lightning_weights(
         run_dir / "fold0-seed0" / "checkpoints" / "best.ckpt", info["model_name"], info["kwargs"]
     )
     torch.manual_seed(0)
@@ -108,7 +108,7 @@ def test_model_pt_loads_without_trainer_and_matches_best_checkpoint(run_dir):
 
 def test_evaluate_run_reproduces_metrics(run_dir, tiny_data, cache_dir):
     before = json.loads((run_dir / "metrics.json").read_text())
-    after = evaluate_run(run_dir, tiny_data, cache_dir=cache_dir)
+    after = score_run(run_dir, tiny_data, cache_dir=cache_dir)
     assert after["runs"][0]["tasks"] == before["runs"][0]["tasks"]
     assert after["summary"] == before["summary"]
     assert json.loads((run_dir / "metrics.json").read_text())["summary"] == before["summary"]
@@ -116,23 +116,23 @@ def test_evaluate_run_reproduces_metrics(run_dir, tiny_data, cache_dir):
 
 def test_rerun_of_finished_run_is_kept_and_other_config_refused(run_dir, tiny_data, cache_dir):
     stamp = (run_dir / "fold0-seed0" / "result.json").stat().st_mtime_ns
-    train_run(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir)
+    train_and_score(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir)
     assert (run_dir / "fold0-seed0" / "result.json").stat().st_mtime_ns == stamp
     with pytest.raises(ConfigError, match="different config"):
-        train_run(tiny_config(**{"optim.lr": 0.5}), tiny_data, run_dir, cache_dir=cache_dir)
+        train_and_score(tiny_config(**{"optim.lr": 0.5}), tiny_data, run_dir, cache_dir=cache_dir)
     with pytest.raises(ConfigError, match="already holds a run"):
-        train_run(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir, resume=False)
+        train_and_score(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir, resume=False)
 
 
 def test_xgboost_run(tiny_data, cache_dir, tmp_path):
     cfg = tiny_config(**{"model.name": "xgboost", "model.kwargs": {"n_estimators": 20, "max_depth": 3, "n_jobs": 1}})
-    out = train_run(cfg, tiny_data, tmp_path / "xgb", cache_dir=cache_dir)
+    out = train_and_score(cfg, tiny_data, tmp_path / "xgb", cache_dir=cache_dir)
     m = json.loads((out / "metrics.json").read_text())
     assert m["model"] == "xgboost"
     assert set(m["summary"]) == {"valence", "arousal", "liking"}
     assert (out / "fold0-seed0" / "xgboost" / "valence.json").is_file()
     assert not (out / "model.pt").exists()
-    again = evaluate_run(out, tiny_data, cache_dir=cache_dir)
+    again = score_run(out, tiny_data, cache_dir=cache_dir)
     assert again["summary"] == m["summary"]
 
 
@@ -144,7 +144,7 @@ def test_xgboost_multilabel_quadrant(tiny_data, cache_dir, tmp_path):
             "data.task_set": "quadrant_multilabel",
         }
     )
-    m = json.loads((train_run(cfg, tiny_data, tmp_path / "q", cache_dir=cache_dir) / "metrics.json").read_text())
+    m = json.loads((train_and_score(cfg, tiny_data, tmp_path / "q", cache_dir=cache_dir) / "metrics.json").read_text())
     rep = m["runs"][0]["tasks"]["quadrant"]
     assert rep["kind"] == "multilabel"
     assert set(rep["model"]["per_label_f1"]) == {"Q1", "Q2", "Q3", "Q4", "Neutral"}
@@ -158,7 +158,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import lightning as L
     sys.path.insert(0, {tests!r})
     from train.conftest import tiny_config
-    from symaffect.train.run import train_run
+    from symaffect.eval.scoring import train_and_score
 
     class Slow(L.Callback):  # parks the run at the start of its second epoch
         def on_train_epoch_start(self, trainer, module):
@@ -166,7 +166,7 @@ _KILL_SCRIPT = textwrap.dedent(
                 time.sleep({sleep})
 
     cfg = tiny_config(**{{"optim.max_epochs": 4, "optim.patience": 50}})
-    train_run(cfg, {data!r}, {out!r}, cache_dir={cache!r}, callbacks=[Slow()])
+    train_and_score(cfg, {data!r}, {out!r}, cache_dir={cache!r}, callbacks=[Slow()])
     """
 )
 
@@ -197,7 +197,7 @@ def test_resume_after_sigkill(tiny_data, cache_dir, tmp_path):
     assert epoch_at_kill == 0  # killed while parked after the first epoch
 
     cfg = tiny_config(**{"optim.max_epochs": 4, "optim.patience": 50})
-    train_run(cfg, tiny_data, out, cache_dir=cache_dir)
+    train_and_score(cfg, tiny_data, out, cache_dir=cache_dir)
     result = json.loads((out / "fold0-seed0" / "result.json").read_text())
     assert result["resumed_from_epoch"] == epoch_at_kill
     assert result["epochs_trained"] == 4
@@ -227,7 +227,7 @@ def test_protocols_through_the_same_run(tiny_data, cache_dir, tmp_path, protocol
             "seeds": (0, 1) if protocol == "trial_holdout" else (0,),
         }
     )
-    out = train_run(cfg, tiny_data, tmp_path / protocol, cache_dir=cache_dir)
+    out = train_and_score(cfg, tiny_data, tmp_path / protocol, cache_dir=cache_dir)
     m = json.loads((out / "metrics.json").read_text())
     splits = json.loads((out / "splits.json").read_text())
     assert len(splits["folds"]) == n_folds
@@ -239,7 +239,7 @@ def test_protocols_through_the_same_run(tiny_data, cache_dir, tmp_path, protocol
         tested = sorted(s for f in splits["folds"] for s in f["test"])
         assert tested == list(range(1, 7))  # every subject tested exactly once
     # the folds are rebuilt from splits.json, not re-drawn: re-scoring gives the same numbers
-    assert evaluate_run(out, tiny_data, cache_dir=cache_dir)["summary"] == m["summary"]
+    assert score_run(out, tiny_data, cache_dir=cache_dir)["summary"] == m["summary"]
 
 
 @pytest.mark.parametrize(("task_set", "monitor"), [("binary_arousal", "val/arousal_loss"),
@@ -247,7 +247,7 @@ def test_protocols_through_the_same_run(tiny_data, cache_dir, tmp_path, protocol
 def test_single_task_torch_runs_monitor_their_own_loss(tiny_data, cache_dir, tmp_path, task_set, monitor):
     cfg = tiny_config(**{"data.task_set": task_set, "optim.max_epochs": 1,
                          "data.modalities": ("peripheral", "eog")})
-    out = train_run(cfg, tiny_data, tmp_path / task_set, cache_dir=cache_dir)
+    out = train_and_score(cfg, tiny_data, tmp_path / task_set, cache_dir=cache_dir)
     m = json.loads((out / "metrics.json").read_text())
     (run,) = m["runs"]
     assert run["monitor"] == monitor
@@ -263,19 +263,19 @@ def test_single_task_torch_runs_monitor_their_own_loss(tiny_data, cache_dir, tmp
 
 def test_unknown_model_is_a_config_error(tiny_data, tmp_path):
     with pytest.raises(ConfigError, match="model.name"):
-        train_run(tiny_config(**{"model.name": "nope"}), tiny_data, tmp_path / "x")
+        train_and_score(tiny_config(**{"model.name": "nope"}), tiny_data, tmp_path / "x")
     assert not (tmp_path / "x").exists()
 
 
 def test_damaged_last_checkpoint_falls_back_to_best(tmp_path):
-    from symaffect.train.run import _resume_point
+    from symaffect.train.checkpoints import resume_point
 
     d = tmp_path / "checkpoints"
     d.mkdir()
-    assert _resume_point(d) == (None, None)
+    assert resume_point(d) == (None, None)
     torch.save({"epoch": 2, "state_dict": {}}, d / "best.ckpt")
     (d / "last.ckpt").write_bytes(b"\x80\x02truncated")
-    path, epoch = _resume_point(d)
+    path, epoch = resume_point(d)
     assert path == d / "best.ckpt" and epoch == 2
     assert (d / "last.ckpt.damaged").exists() and not (d / "last.ckpt").exists()
 

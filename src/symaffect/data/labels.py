@@ -235,6 +235,22 @@ class TaskSet(Mapping):
         return cls(tuple(tasks.items()))
 
 
+def majority_rate(y) -> float | None:
+    """Share of targets ``y`` in their most frequent class (for multi-hot targets: the most
+    frequent label vector); None when ``y`` is empty.
+
+    The accuracy reached by predicting one class: the bar a model's *training* accuracy
+    must clear before it has learned more than the class prior.
+    """
+    y = np.asarray(y)
+    if len(y) == 0:
+        return None
+    if y.ndim == 1:
+        return float(np.bincount(y.astype(np.int64)).max() / len(y))
+    _, counts = np.unique(y.astype(np.int64), axis=0, return_counts=True)
+    return float(counts.max() / len(y))
+
+
 def rule_for(task: TaskSpec) -> LabelRule:
     """The label rule of one task of :data:`symaffect.spec.TASK_SETS`."""
     if task.rule == "nine_class":

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from symaffect.data import cache as _cache
+from symaffect.data import deap
+from symaffect.data.dataset import WindowDataset
 from symaffect.data.normalize import (
     ChannelMoments,
     NormConfig,
@@ -38,6 +40,7 @@ from symaffect.data.normalize import (
     normalize_inplace,
     trial_moments,
 )
+from symaffect.data.protocols import WindowMeta
 from symaffect.data.records import SubjectRecord
 from symaffect.data.windows import WindowConfig, make_window_index
 from symaffect.errors import ConfigError, DataError
@@ -164,7 +167,6 @@ class Prepared:
 
     def meta(self, cfg: WindowConfig | None = None):
         """:class:`~symaffect.data.protocols.WindowMeta` of the windows of ``cfg``, for protocols."""
-        from symaffect.data.protocols import WindowMeta
 
         cfg = cfg or self.window
         return WindowMeta(
@@ -180,7 +182,6 @@ class Prepared:
 
     def dataset(self, index: np.ndarray, **kwargs):
         """A :class:`~symaffect.data.dataset.WindowDataset` over ``index`` (keyword options pass through)."""
-        from symaffect.data.dataset import WindowDataset
 
         return WindowDataset(self, index, **kwargs)
 
@@ -428,7 +429,6 @@ def prepare(
     -------
     Prepared
     """
-    from symaffect.data import deap
 
     folder = Path(folder)
     files = list(deap.list_subject_files(folder))

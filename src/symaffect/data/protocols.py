@@ -33,10 +33,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.model_selection import GroupKFold, GroupShuffleSplit, LeaveOneGroupOut, ShuffleSplit
+from sklearn.model_selection import (
+    GroupKFold,
+    GroupShuffleSplit,
+    LeaveOneGroupOut,
+    ShuffleSplit,
+)
 
 from symaffect._io import write_json
+from symaffect.data.windows import non_overlapping
 from symaffect.errors import ConfigError, DataError, SymaffectError
+from symaffect.run_folder import SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +340,6 @@ class Protocol:
         """Split a :class:`~symaffect.data.prepare.Prepared`: training windows of ``window``
         (default ``prepared.window``), evaluation windows of ``eval_window`` (default: the
         same length, non-overlapping)."""
-        from symaffect.data.windows import non_overlapping
 
         window = window or prepared.window
         eval_window = eval_window or non_overlapping(window)
@@ -609,7 +615,7 @@ def save_splits(path: str | Path, folds: Sequence[Fold], protocol: Protocol) -> 
     """
     path = Path(path)
     if path.is_dir() or path.suffix != ".json":
-        path = path / "splits.json"
+        path = path / SPLITS
     obj = {
         "protocol": protocol.to_json(),
         "folds": [f.to_json(windows=protocol.kind == "window") for f in folds],
@@ -628,7 +634,7 @@ def load_splits(path: str | Path, meta: WindowMeta, eval_meta: WindowMeta | None
     """
     path = Path(path)
     if path.is_dir():
-        path = path / "splits.json"
+        path = path / SPLITS
     try:
         obj = json.loads(path.read_text())
         protocol = protocol_from_json(obj["protocol"])

@@ -29,6 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from symaffect._io import write_json
+from symaffect.data.protocols import LeakyProtocolWarning, guard
+from symaffect.eval import figures
+from symaffect.eval.report import Report
+from symaffect.eval.suites import Entry, SuiteSpec, collect, make_config, train_entries
+from symaffect.train.rundata import load_data, make_folds
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +50,6 @@ def measure_overlap(cfg, data_dir: str | Path, *, cache_dir: str | Path | None =
         ``test_overlapping_train`` (fraction of test windows intersecting a training
         window in time), ``shared_subjects`` and ``shared_trials`` between train and test.
     """
-    from symaffect.data.protocols import LeakyProtocolWarning, guard
-    from symaffect.train.run import load_data, make_folds
 
     prepared = load_data(cfg, data_dir, cache_dir=cache_dir)
     with warnings.catch_warnings():
@@ -100,7 +103,6 @@ def run_audit(
         majority baseline, the difference from subject-holdout in points, the measured
         overlap) and ``verdict`` (plain sentences).
     """
-    from symaffect.eval.suites import Entry, SuiteSpec, collect, make_config, train_entries
 
     out = Path(out_dir)
     entries = tuple(
@@ -223,8 +225,6 @@ def audit_table(obj: Mapping):
 
 
 def _write(obj: dict, out: Path) -> None:
-    from symaffect.eval import figures
-    from symaffect.eval.report import Report
 
     fig = figures.audit_bars(obj["rows"], out / "figures" / "audit_bars.png",
                              title=f"Leakage audit: {obj['model']}, accuracy per protocol "

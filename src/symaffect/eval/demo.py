@@ -49,7 +49,28 @@ from typing import Any
 import numpy as np
 
 from symaffect._io import read_json, read_npz, write_json
+from symaffect.data.synth import generate
 from symaffect.errors import DataError
+from symaffect.eval import figures
+from symaffect.eval.metrics import (
+    EXACT_SIGN_FLIP_MAX,
+    PERMUTATIONS,
+    mean_by_subject,
+    paired_comparison,
+)
+from symaffect.eval.report import Report
+from symaffect.eval.suites import (
+    Entry,
+    SuiteSpec,
+    collect,
+    curve_records,
+    make_config,
+    task_tables,
+    tiny_model_kwargs,
+    train_entries,
+)
+from symaffect.run_folder import RunFolder
+from symaffect.train.curves import read_epoch_metrics
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +171,6 @@ def budget() -> dict[str, Any]:
 
 def _ensure_data(folder: Path, *, n_subjects: int, n_trials: int, seconds: float, seed: int) -> tuple[Path, bool]:
     """Generate the synthetic set unless ``folder`` already holds the same one."""
-    from symaffect.data.synth import generate
 
     meta = folder / "synth_meta.json"
     if meta.is_file():
@@ -170,7 +190,6 @@ def build_spec(models: Sequence[str], task_sets: Sequence[str], *, seed: int, ch
                model_kwargs: Mapping[str, Mapping] | None = None):
     """The demo's runs as a :class:`~symaffect.eval.suites.SuiteSpec`: one entry (row)
     per task set x model, labelled with the model name."""
-    from symaffect.eval.suites import Entry, SuiteSpec, make_config
 
     entries = tuple(
         Entry(m, (make_config(m, preset_name="quick", task_set=ts, protocol=DEMO_PROTOCOL,
@@ -231,7 +250,6 @@ def run_demo(
         ``summary`` (sentences), ``rows`` / ``tables`` (as the suites write them),
         ``figures`` and ``timings``.
     """
-    from symaffect.eval.suites import collect, tiny_model_kwargs, train_entries
 
     out = Path(out).resolve()
     models = list(models or DEMO_MODELS)
@@ -304,7 +322,6 @@ def fit_check(fdir: Path, task: str, train_majority: float | None, *, margin: fl
         ``train_loss_first`` / ``train_loss_final`` (the task's unweighted loss),
         ``train_majority_rate``, ``margin``, ``reasons`` (why not, in words).
     """
-    from symaffect.train.curves import read_epoch_metrics
 
     out: dict[str, Any] = {"fitted": None, "epochs": 0, "train_majority_rate": train_majority, "margin": margin,
                            "reasons": []}
@@ -341,12 +358,12 @@ def _subject_comparison(run_dirs: Sequence[Path], task: str, seed: int) -> dict:
     """Per-subject accuracy of the model vs the majority baseline over the test windows
     of every fold/seed (:func:`~symaffect.eval.metrics.paired_comparison`); used when
     :func:`~symaffect.eval.suites.collect` gives no ``vs_majority``."""
-    from symaffect.eval.metrics import mean_by_subject, paired_comparison
 
     subj, right_m, right_b = [], [], []
     for rdir in run_dirs:
-        for run in read_json(Path(rdir) / "metrics.json")["runs"]:
-            path = Path(rdir) / f"fold{run['fold']}-seed{run['seed']}" / "predictions.npz"
+        folder = RunFolder(Path(rdir))
+        for run in folder.read_metrics()["runs"]:
+            path = folder.predictions_path(run["fold"], run["seed"])
             z = read_npz(path)
             if not {"subject", f"true_{task}", f"pred_{task}"} <= set(z):
                 raise DataError(path, f"has no predictions of task {task!r}")
@@ -365,7 +382,6 @@ def _subject_comparison(run_dirs: Sequence[Path], task: str, seed: int) -> dict:
 
 def min_p_value(n_subjects: int) -> float:
     """The smallest p-value the sign-flip test can give with ``n_subjects`` subjects."""
-    from symaffect.eval.metrics import EXACT_SIGN_FLIP_MAX, PERMUTATIONS
 
     return 2.0 / 2**n_subjects if n_subjects <= EXACT_SIGN_FLIP_MAX else 1.0 / (1 + PERMUTATIONS)
 
@@ -404,10 +420,9 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
     DataError
         A run's ``metrics.json`` is missing or not valid JSON.
     """
-    from symaffect.eval.suites import curve_records
 
     dirs = [Path(d) for d in row["runs"]]
-    metrics = [read_json(d / "metrics.json") for d in dirs]
+    metrics = [RunFolder(d).read_metrics() for d in dirs]
     runs = [(d, r) for d, m in zip(dirs, metrics) for r in m["runs"]]
     curves = curve_records(dirs, metrics)
     test_subjects = sorted({s for _, r in runs for s in r["test_subjects"]})
@@ -437,7 +452,7 @@ def assess(row: Mapping, out: Path, *, seed: int = 0) -> dict[str, dict]:
         if deep:
             fits = [{"fold": r["fold"], "seed": r["seed"], "best_epoch": r.get("best_epoch"),
                      "epochs_trained": r.get("epochs_trained"),
-                     **fit_check(d / f"fold{r['fold']}-seed{r['seed']}", task,
+                     **fit_check(RunFolder(d).fold_dir(r["fold"], r["seed"]), task,
                                  r.get("train_majority_rate", {}).get(task))} for d, r in runs]
             flags = [f["fitted"] for f in fits]
             rec["fitted"] = None if any(f is None for f in flags) else all(flags)
@@ -575,13 +590,11 @@ def demo_table(obj: Mapping):
 
 def _write_outputs(result: dict, out: Path, *, models, task_sets, changes, tiny, seed, data_params,
                    timings, t0) -> dict:
-    from symaffect.eval import figures
-    from symaffect.eval.suites import task_tables
 
     t_fig = time.perf_counter()
     rows = result["rows"]
     r0 = rows[0]
-    m0 = read_json(Path(r0["runs"][0]) / "metrics.json")
+    m0 = RunFolder(Path(r0["runs"][0])).read_metrics()
     splits = [{"fold": r["fold"], "train_subjects": r["train_subjects"], "val_subjects": r["val_subjects"],
                "test_subjects": r["test_subjects"], "n_train_windows": r["n_train_windows"],
                "n_test_windows": r["n_test_windows"]} for r in m0["runs"] if r["seed"] == m0["seeds"][0]]
@@ -634,7 +647,6 @@ def _write_outputs(result: dict, out: Path, *, models, task_sets, changes, tiny,
 
 
 def _report(obj: Mapping, out: Path):
-    from symaffect.eval.report import Report
 
     d = obj["data"]
     w = obj["rows"][0]["windows"]

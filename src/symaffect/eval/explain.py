@@ -10,6 +10,11 @@ import numpy as np
 import torch
 
 from symaffect.errors import DataError
+from symaffect.models.checkpoint import load_checkpoint
+from symaffect.models.interpretability import write_explain_figures
+from symaffect.run_folder import RunFolder
+from symaffect.train.config import RunConfig
+from symaffect.train.rundata import RunData
 
 if TYPE_CHECKING:
     from symaffect.models.interpretability import ExplainFigures
@@ -48,30 +53,16 @@ def explain_run(
         temporal attention), also drawn on its figure (see
         :func:`symaffect.models.interpretability.write_explain_figures`).
     """
-    from symaffect.data.protocols import load_splits
-    from symaffect.models.checkpoint import load_checkpoint
-    from symaffect.models.interpretability import write_explain_figures
-    from symaffect.train.config import RunConfig
-    from symaffect.train.run import load_data
 
-    run = Path(run_dir)
-    for name in ("config.yaml", "splits.json", "model.pt"):
-        if not (run / name).is_file():
-            raise DataError(run, f"not a trained run folder ({name} missing)")
-    cfg = RunConfig.from_yaml(run / "config.yaml")
-    model, _ = load_checkpoint(run / "model.pt")
+    run = RunFolder(Path(run_dir)).require()
+    if not run.model.is_file():
+        raise DataError(run.root, f"not a trained run folder ({run.model.name} missing)")
+    cfg = RunConfig.from_yaml(run.config)
+    model, _ = load_checkpoint(run.model)
     if not hasattr(model, "explain"):
-        raise DataError(run / "model.pt", f"model {cfg.model.name!r} has no explain(); use the paper's model")
-    prepared = load_data(cfg, data_dir, cache_dir=cache_dir)
-    leaky = cfg.protocol.name == "window_random"
-    _, folds = load_splits(
-        run / "splits.json",
-        prepared.meta(cfg.data.window),
-        None if leaky else prepared.meta(cfg.data.eval_window()),
-    )
-    fold = folds[0]
-    norm = prepared.fit_norm(fold.train_subjects) if cfg.data.norm.mode == "train_subjects" else None
-    ds = prepared.dataset(fold.test, modalities=cfg.data.modalities, tasks=cfg.data.task_set, norm=norm)
+        raise DataError(run.model, f"model {cfg.model.name!r} has no explain(); use the paper's model")
+    data = RunData.from_splits(cfg, run.splits, data_dir, cache_dir=cache_dir)
+    ds = data.dataset(data.folds[0], "test")
     rng = np.random.default_rng(seed)
     pos = np.sort(rng.choice(len(ds), size=min(n_windows, len(ds)), replace=False))
     batch = ds.get_batch(pos)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from symaffect._io import atomic_write
+from symaffect.eval.tables import TASK_SET_LABELS, task_groups
 
 BAR_METRICS = {"multiclass": ("acc", "macro_f1", "macro_precision"),
                "multilabel": ("subset_acc", "macro_f1", "macro_precision")}
@@ -59,7 +60,6 @@ def suite_bars(result: Mapping, path: str | Path, *, title: str) -> Path:
         PNG to write.
     title : str
     """
-    from symaffect.eval.suites import TASK_SET_LABELS, task_groups
 
     plt = _plt()
     groups = task_groups(result["rows"])

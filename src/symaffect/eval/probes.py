@@ -43,7 +43,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from symaffect.models.losses import MultiTaskLoss
+from symaffect.models.registry import build_model
 from symaffect.spec import MODALITIES
+from symaffect.train.config import quick_model_kwargs
+from symaffect.train.recipe import make_optimizer, make_scheduler
 
 SFREQ = 128.0
 PULSE_CHANNEL = MODALITIES["peripheral"].ch_names.index("BVP")
@@ -242,10 +246,6 @@ def run_probe(
     -------
     ProbeResult
     """
-    from symaffect.models.losses import MultiTaskLoss
-    from symaffect.models.registry import build_model
-    from symaffect.train.config import quick_model_kwargs
-    from symaffect.train.recipe import make_optimizer, make_scheduler
 
     p = PROBES[probe] if isinstance(probe, str) else probe
     rng = np.random.default_rng([seed, 7919])

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from symaffect._io import write_text
+from symaffect.eval.tables import markdown_table
 
 _CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -134,7 +135,6 @@ class Report:
     # --- rendering ----------------------------------------------------------------------
     def markdown(self, md_dir: str | Path | None = None) -> str:
         """The report as Markdown; image links relative to ``md_dir`` when given."""
-        from symaffect.eval.suites import markdown_table
 
         out = [f"# {self.title}", ""]
         for kind, a in self.blocks:

@@ -67,8 +67,31 @@ from typing import Any
 
 import numpy as np
 
-from symaffect._io import read_json, read_npz, write_json, write_text
+from symaffect._io import read_npz, write_json, write_text
 from symaffect.errors import ConfigError, DataError
+from symaffect.eval import figures
+from symaffect.eval.metrics import (
+    BOOTSTRAP_RESAMPLES,
+    EXACT_SIGN_FLIP_MAX,
+    PERMUTATIONS,
+    aggregate_reports,
+    mean_by_subject,
+    paired_comparison,
+    per_subject_accuracy,
+)
+from symaffect.eval.report import Report
+from symaffect.eval.scoring import train_and_score
+from symaffect.eval.tables import (
+    METRIC_LABELS,
+    TASK_SET_LABELS,
+    cell,
+    fmt_delta,
+    table_metrics,
+    task_groups,
+    task_title,
+)
+from symaffect.models.registry import list_models, test_kwargs
+from symaffect.run_folder import RunFolder
 from symaffect.train.config import RunConfig, preset
 
 log = logging.getLogger(__name__)
@@ -79,27 +102,7 @@ SUITE_NAMES: tuple[str, ...] = ("table2", "table3", "table4", "table5", "table6"
 DEEP_BASELINES: tuple[str, ...] = ("lstm", "bilstm", "gru", "mlp", "cnn1d", "cnn_lstm", "transformer")
 """Table 3's deep baselines, in the paper's order (those registered are used)."""
 
-TASK_SET_LABELS: dict[str, str] = {
-    "multitask9": "9-class (ratings 1-9)",
-    "binary_valence": "binary (high = rating > 5)",
-    "binary_arousal": "binary (high = rating > 5)",
-    "quadrant5": "5-class quadrant + Neutral",
-    "quadrant_multilabel": "5-output quadrant + Neutral (multi-label)",
-}
 
-METRIC_LABELS: dict[str, str] = {
-    "acc": "Acc",
-    "macro_f1": "macro-F1",
-    "macro_precision": "macro-Prec",
-    "weighted_f1": "weighted-F1",
-    "weighted_precision": "weighted-Prec",
-    "mae": "MAE (rating units)",
-    "within_one": "±1-class acc",
-    "subset_acc": "subset Acc",
-    "hamming_acc": "Hamming Acc",
-}
-PERCENT_METRICS = {"acc", "macro_f1", "macro_precision", "weighted_f1", "weighted_precision",
-                   "within_one", "subset_acc", "hamming_acc"}
 
 DEFAULT_FOLDS = 5
 """Default ``folds``: 5-fold subject cross-validation (8:2 suites), 5 repeated hold-outs (7:3, 6:4)."""
@@ -159,7 +162,6 @@ class SuiteSpec:
 
 def default_models() -> list[str]:
     """The paper's model, every registered deep baseline of :data:`DEEP_BASELINES`, XGBoost."""
-    from symaffect.models.registry import list_models
 
     known = set(list_models())
     missing = [m for m in DEEP_BASELINES if m not in known]
@@ -172,7 +174,6 @@ def tiny_model_kwargs(name: str) -> dict:
     """Very small build kwargs of a model (the registry's test kwargs), for tests and smoke runs."""
     if name == "xgboost":
         return {"n_estimators": 5, "max_depth": 2}
-    from symaffect.models.registry import test_kwargs
 
     kw = test_kwargs(name) or {}
     kw.pop("n_times", None)
@@ -363,23 +364,21 @@ def train_entries(
     A run folder whose ``metrics.json`` exists (with the same ``config.yaml``) is reused
     as it is. ``on_run(i, n, label, run_dir, skipped)`` is called before each run.
     """
-    from symaffect.train.run import train_run
 
     runs_root = Path(out_dir) / "runs"
     jobs = [(k, e.label, c) for k, e in enumerate(spec.entries) for c in e.configs]
     out: list[tuple[str, list[Path]]] = [(e.label, []) for e in spec.entries]
     for i, (k, label, cfg) in enumerate(jobs):
         rdir = runs_root / run_dir_name(cfg)
-        done = (rdir / "metrics.json").is_file() and (rdir / "config.yaml").is_file() and (
-            RunConfig.from_yaml(rdir / "config.yaml") == cfg
-        )
+        run = RunFolder(rdir)
+        done = run.metrics.is_file() and run.config.is_file() and RunConfig.from_yaml(run.config) == cfg
         if on_run is not None:
             on_run(i, len(jobs), label, rdir, done)
         if done:
             log.info("%s: finished run %s reused", label, rdir.name)
         else:
             log.info("%s: training %s", label, rdir.name)
-            train_run(cfg, data_dir, rdir, progress=progress, cache_dir=cache_dir)
+            train_and_score(cfg, data_dir, rdir, progress=progress, cache_dir=cache_dir)
         out[k][1].append(rdir)
     return out
 
@@ -440,8 +439,8 @@ def protocol_text(protocol: Mapping, *, n_splits: int = 1, n_seeds: int = 1) -> 
 
 
 def _fold_dir(run_dir: str | Path, run: Mapping) -> Path:
-    """``RUN_DIR/fold<k>-seed<s>`` of one entry of ``metrics.json["runs"]`` (train.run layout)."""
-    return Path(run_dir) / f"fold{run['fold']}-seed{run['seed']}"
+    """The fold/seed folder of one entry of ``metrics.json["runs"]``."""
+    return RunFolder(Path(run_dir)).fold_dir(run["fold"], run["seed"])
 
 
 def split_records(dirs: Sequence[str | Path], mets: Sequence[Mapping]) -> list[dict]:
@@ -547,15 +546,14 @@ def subject_scores(dirs: Sequence[str | Path], task: str, *, mets: Sequence[Mapp
     DataError
         A ``predictions.npz`` is missing or does not match its run's test subjects.
     """
-    from symaffect.eval.metrics import mean_by_subject, per_subject_accuracy
 
-    mets = mets if mets is not None else [read_json(Path(d) / "metrics.json") for d in dirs]
+    mets = mets if mets is not None else [RunFolder(Path(d)).read_metrics() for d in dirs]
     subj, model, maj, digests = [], [], [], []
     metric = "acc"
     for d, m in zip(dirs, mets):
         split_seed = m["protocol"].get("params", {}).get("seed")
         for r in m["runs"]:
-            path = _fold_dir(d, r) / "predictions.npz"
+            path = RunFolder(Path(d)).predictions_path(r["fold"], r["seed"])
             if not path.is_file():
                 raise DataError(path, "missing: per-subject scores need the test predictions "
                                       "(re-score the run with `symaffect evaluate`)")
@@ -624,11 +622,10 @@ def collect(label_runs: Sequence[tuple[str, Sequence[Path]]], *, seed: int = UNC
     DataError
         A ``metrics.json`` is missing or not valid JSON (the message names it).
     """
-    from symaffect.eval.metrics import aggregate_reports, paired_comparison
 
     rows = []
     for label, dirs in label_runs:
-        mets = [read_json(Path(d) / "metrics.json") for d in dirs]
+        mets = [RunFolder(Path(d)).read_metrics() for d in dirs]
         m0 = mets[0]
         splits = split_records(dirs, mets)
         n_splits = len({(s["run"], s["split_seed"], s["fold"]) for s in splits})
@@ -720,7 +717,6 @@ def compare_rows(a: Mapping, b: Mapping, task: str, *, seed: int = UNCERTAINTY_S
         The rows were not tested on the same splits, seeds or windows, or lack
         per-subject scores; the message says what differs.
     """
-    from symaffect.eval.metrics import paired_comparison
 
     who = f"cannot pair {a['label']!r} with {b['label']!r} on {task}"
     why = _split_difference(a, b)
@@ -769,75 +765,23 @@ def comparisons(result: Mapping, reference: str | None, *, seed: int = UNCERTAIN
     return out
 
 
-def task_groups(rows: Sequence[Mapping]) -> list[tuple[str, str, list[Mapping]]]:
-    """``[(task_set, task, rows having it)]`` in order of first appearance."""
-    groups: dict[tuple[str, str], list[Mapping]] = {}
-    for r in rows:
-        for t in r["tasks"]:
-            groups.setdefault((r["task_set"], t), []).append(r)
-    return [(ts, t, rs) for (ts, t), rs in groups.items()]
 
 
-def table_metrics(task_result: Mapping) -> list[str]:
-    """The metric columns of a task: five classification metrics (+ MAE, within-one)."""
-    if task_result["kind"] == "multilabel":
-        return ["subset_acc", "macro_f1", "macro_precision", "hamming_acc"]
-    keys = ["acc", "macro_f1", "macro_precision", "weighted_f1", "weighted_precision"]
-    if task_result.get("ordinal"):
-        keys += ["mae", "within_one"]
-    return keys
 
 
-def fmt_value(metric: str, stat: Mapping | None, *, std: bool = True) -> str:
-    """``41.2 ± 3.1`` (percent) or ``1.93 ± 0.10`` (MAE); ``–`` when missing."""
-    if stat is None:
-        return "–"
-    scale, nd = (100.0, 1) if metric in PERCENT_METRICS else (1.0, 2)
-    txt = f"{scale * stat['mean']:.{nd}f}"
-    if std and stat.get("n", 1) > 1:
-        txt += f" ± {scale * stat['std']:.{nd}f}"
-    return txt
 
 
-def cell(task_result: Mapping, metric: str) -> str:
-    """Model value with the majority baseline beside it: ``41.2 ± 3.1 (maj 35.0)``."""
-    txt = fmt_value(metric, task_result.get("model", {}).get(metric))
-    maj = task_result.get("majority", {}).get(metric)
-    if maj is not None:
-        txt += f" (maj {fmt_value(metric, maj, std=False)})"
-    return txt
 
 
-def task_title(suite_table: str, task_set: str, task: str, rows: Sequence[Mapping]) -> str:
-    """Title of one table: paper table, task, label scheme, protocol (LEAKY or not)."""
-    protos = sorted({r["protocol_text"] for r in rows})
-    return (f"{suite_table} — {task}, {TASK_SET_LABELS.get(task_set, task_set)} — "
-            f"protocol: {'; '.join(protos)}")
 
 
-def markdown_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
-    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(map(esc, row)) + " |" for row in body]
-    return "\n".join(lines)
 
 
-def fmt_p(p: float) -> str:
-    """``p = 0.031`` or ``p < 0.001``."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def fmt_delta(c: Mapping | None) -> str:
-    """A paired comparison in percentage points: ``+3.1 [-1.2, +7.4], p = 0.160``; ``–`` when missing."""
-    if c is None:
-        return "–"
-    pts = lambda x: f"{round(100 * x, 1) + 0.0:+.1f}"  # noqa: E731 - "+ 0.0": no "-0.0"
-    return f"{pts(c['delta'])} [{pts(c['ci_low'])}, {pts(c['ci_high'])}], {fmt_p(c['p_value'])}"
 
 
 def _uncertainty_note(n_subjects: Sequence[int]) -> str:
-    from symaffect.eval.metrics import BOOTSTRAP_RESAMPLES, EXACT_SIGN_FLIP_MAX
 
     ns = sorted(set(n_subjects))
     return (f"per test subject (its test windows; a subject tested in several folds × seeds is averaged over "
@@ -947,7 +891,6 @@ def csv_text(result: Mapping, suite: str) -> str:
 
 def uncertainty_method() -> dict:
     """How the suite's confidence intervals and p-values are computed (written into SUITE.json)."""
-    from symaffect.eval.metrics import BOOTSTRAP_RESAMPLES, EXACT_SIGN_FLIP_MAX, PERMUTATIONS
 
     return {
         "unit": "test subject",
@@ -992,8 +935,6 @@ def write_suite(
         ``path`` relative to ``out_dir``; a row's skipped runs and why are in its
         ``learning_curves`` records, :func:`curve_records`).
     """
-    from symaffect.eval import figures
-    from symaffect.eval.report import Report
 
     out = Path(out_dir)
     result = collect(label_runs)

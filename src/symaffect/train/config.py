@@ -30,10 +30,11 @@ from typing import Any
 
 import yaml
 
-from symaffect._io import write_text
+from symaffect._io import read_text, write_text
 from symaffect.data.normalize import NormConfig
 from symaffect.data.windows import WindowConfig
-from symaffect.errors import ConfigError
+from symaffect.errors import ConfigError, DataError
+from symaffect.models.registry import constructor_defaults
 
 PROTOCOLS: tuple[str, ...] = (
     "subject_holdout",
@@ -304,8 +305,6 @@ class RunConfig:
             the file (when reading one) and the key.
         """
         if isinstance(source, Path) or ("\n" not in source and ":" not in source):
-            from symaffect._io import read_text
-            from symaffect.errors import DataError
 
             path = Path(source)
             if not path.is_file():
@@ -371,7 +370,6 @@ def quick_model_kwargs(name: str) -> dict:
     wanted = {"d": 32, "tau": 32, "dim": 32, "hidden": 32, "d_model": 32, "mixer": "lowrank"}
     if name == "xgboost":
         return {"n_estimators": 100, "max_depth": 4}
-    from symaffect.models.registry import constructor_defaults
 
     try:
         params = set(constructor_defaults(name))

@@ -23,6 +23,8 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader, Sampler
 
+from symaffect.data.dataset import collate
+
 
 @dataclass(frozen=True, eq=False)
 class FoldWindows:
@@ -170,7 +172,6 @@ class AffectDataModule(L.LightningDataModule):
         )
 
     def _loader(self, ds, batch_sampler: Sampler) -> DataLoader:
-        from symaffect.data.dataset import collate
 
         return DataLoader(
             ds,

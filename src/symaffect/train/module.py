@@ -22,7 +22,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from symaffect.models.losses import MultiTaskLoss
+from symaffect.models.registry import build_model
 from symaffect.train.config import OptimConfig
+from symaffect.train.recipe import make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,6 @@ class AffectModule(L.LightningModule):
         warmup: float = OptimConfig.warmup,
     ) -> None:
         super().__init__()
-        from symaffect.models.registry import build_model
 
         self.save_hyperparameters()
         self.model = build_model(model_name, **dict(model_kwargs))
@@ -109,7 +111,6 @@ class AffectModule(L.LightningModule):
         return self._shared_step(batch, "val")
 
     def configure_optimizers(self):
-        from symaffect.train.recipe import make_optimizer, make_scheduler
 
         hp = self.hparams
         opt = make_optimizer(
@@ -124,7 +125,6 @@ class AffectModule(L.LightningModule):
 
 def make_loss(*, task_set: str, weighting: str, gamma: float, alpha: float) -> torch.nn.Module:
     """The models package's :class:`MultiTaskLoss` for ``task_set``."""
-    from symaffect.models.losses import MultiTaskLoss
 
     return MultiTaskLoss(task_set=task_set, weighting=weighting, gamma=gamma, alpha=alpha)
 

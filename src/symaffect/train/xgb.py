@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from scipy.signal import welch
 
+from symaffect._io import write_json
 from symaffect.spec import EEG_BANDS, MODALITIES
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,18 @@ def _band_power(freqs: np.ndarray, psd: np.ndarray, lo: float, hi: float) -> np.
     return psd[..., sel].sum(axis=-1) * df
 
 
+def dataset_features(ds, sfreq: float, chunk: int = 256) -> np.ndarray:
+    """:func:`window_features` of every window of a :class:`~symaffect.data.dataset.WindowDataset`,
+    ``(n_windows, n_features)``, read ``chunk`` windows at a time."""
+    parts = []
+    for b in range(0, len(ds), chunk):
+        batch = ds.get_batch(np.arange(b, min(b + chunk, len(ds))))
+        parts.append(window_features({m: v.numpy() for m, v in batch["x"].items()}, sfreq=sfreq))
+    if not parts:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts)
+
+
 class TaskClassifier:
     """One XGBoost classifier for one single-label task, robust to absent classes.
 
@@ -172,7 +185,6 @@ class TaskClassifier:
 
     def save(self, path: str | Path) -> None:
         """Write the booster (``.ubj``) and a JSON sidecar with the class encoding."""
-        from symaffect._io import write_json
 
         path = Path(path)
         meta = {"n_classes": self.n_classes, "classes": self.classes_.tolist(), "seed": self.seed}
