@@ -115,9 +115,10 @@ def test_evaluate_run_reproduces_metrics(run_dir, tiny_data, cache_dir):
 
 
 def test_rerun_of_finished_run_is_kept_and_other_config_refused(run_dir, tiny_data, cache_dir):
-    stamp = (run_dir / "fold0-seed0" / "result.json").stat().st_mtime_ns
-    train_and_score(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir)
-    assert (run_dir / "fold0-seed0" / "result.json").stat().st_mtime_ns == stamp
+    kept = [run_dir / "fold0-seed0" / "fit.json", run_dir / "fold0-seed0" / "checkpoints" / "best.ckpt"]
+    stamps = [p.stat().st_mtime_ns for p in kept]
+    train_and_score(tiny_config(), tiny_data, run_dir, cache_dir=cache_dir)  # trains nothing, scores again
+    assert [p.stat().st_mtime_ns for p in kept] == stamps
     with pytest.raises(ConfigError, match="different config"):
         train_and_score(tiny_config(**{"optim.lr": 0.5}), tiny_data, run_dir, cache_dir=cache_dir)
     with pytest.raises(ConfigError, match="already holds a run"):

@@ -66,7 +66,7 @@ def explain_run(
     rng = np.random.default_rng(seed)
     pos = np.sort(rng.choice(len(ds), size=min(n_windows, len(ds)), replace=False))
     batch = ds.get_batch(pos)
-    out = Path(out_dir) if out_dir is not None else run / "explain"
+    out = Path(out_dir) if out_dir is not None else run.root / "explain"
     model.eval()
     with torch.inference_mode():
         figs = write_explain_figures(model, batch["x"], out)

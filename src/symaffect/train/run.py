@@ -185,13 +185,14 @@ def train_run(
             fit = run.read_fit(fold.fold, seed)
             if fit is not None:
                 log.info("fold %d seed %d: already trained", fold.fold, seed)
-            elif cfg.model.name in NON_TORCH_MODELS:
-                fit = _xgb_fold(data, fold, seed, run) if rank0 else None
             else:
-                fit = _torch_fold(data, fold, seed, run, progress, callbacks)
-            if fit is None:  # not global rank 0
-                continue
-            run.write_fit(fold.fold, seed, fit)
+                if cfg.model.name in NON_TORCH_MODELS:
+                    fit = _xgb_fold(data, fold, seed, run) if rank0 else None
+                else:
+                    fit = _torch_fold(data, fold, seed, run, progress, callbacks)
+                if fit is None:  # not global rank 0
+                    continue
+                run.write_fit(fold.fold, seed, fit)
             first = first or (fold, seed, fit)
     if rank0 and first is not None and cfg.model.name not in NON_TORCH_MODELS:
         fold, seed, fit = first
