@@ -17,7 +17,7 @@ from pathlib import Path
 
 from symaffect.data.synth import generate
 from symaffect.train.config import preset
-from symaffect.train.run import train_run
+from symaffect.eval.scoring import train_and_score
 
 CONFIGS = {
     "full T x T mixer": {"d": 32, "tau": 32, "mixer": "full"},
@@ -42,7 +42,7 @@ def main() -> None:
             "model.kwargs": kwargs, "protocol.name": "subject_kfold", "protocol.n_splits": args.folds,
         })
         t = time.perf_counter()
-        run = train_run(cfg, data, args.work / label.split()[0], cache_dir=args.work / "cache")
+        run = train_and_score(cfg, data, args.work / label.split()[0], cache_dir=args.work / "cache")
         wall = time.perf_counter() - t
         m = json.loads((run / "metrics.json").read_text())
         rows.append((label, m, wall))

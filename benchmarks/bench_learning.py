@@ -38,7 +38,7 @@ from symaffect._io import write_json, write_text
 from symaffect.data.synth import generate
 from symaffect.eval.metrics import paired_comparison, per_subject_accuracy
 from symaffect.train.config import preset
-from symaffect.train.run import train_run
+from symaffect.eval.scoring import train_and_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 import reference_accuracy as ref  # noqa: E402
@@ -71,7 +71,7 @@ def run_models(data: Path, work: Path, task_set: str, models: list[str], folds: 
         t0 = time.perf_counter()
         folder = spec.replace(":", "-").replace("=", "_").replace(",", "-")
         reused = (work / f"{folder}-{task_set}" / "metrics.json").is_file()
-        run = train_run(cfg, data, work / f"{folder}-{task_set}")
+        run = train_and_score(cfg, data, work / f"{folder}-{task_set}")
         wall = time.perf_counter() - t0
         metrics = json.loads((run / "metrics.json").read_text())
         out[spec] = {"run": run, "metrics": metrics, "wall": wall, "reused": reused}
@@ -177,7 +177,7 @@ def main() -> None:
         f"--trials {args.trials} --folds {args.folds} --models {args.models}` "
         f"({minutes:.0f} min on this 2-core machine, one torch thread"
         + (f"; {n_reused} of the runs were finished by earlier invocations of the same command "
-           "(`train_run` reuses a finished run of the same config) and are not in that time" if n_reused else "")
+           "(`train_and_score` reuses a finished run of the same config) and are not in that time" if n_reused else "")
         + ").",
         "",
         "Deep models: `quick` preset (d = tau = 32, low-rank mixer, lr 1e-3 with 5 % warm-up "

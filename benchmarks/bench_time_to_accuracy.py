@@ -25,7 +25,10 @@ import numpy as np
 from symaffect._io import write_json, write_text
 from symaffect.data.synth import generate
 from symaffect.train.config import preset
-from symaffect.train.run import _fold_dir, _torch_fold, _xgb_fold, load_data, make_folds
+from symaffect.eval.scoring import score_fold
+from symaffect.run_folder import RunFolder
+from symaffect.train.run import _torch_fold, _xgb_fold
+from symaffect.train.rundata import RunData
 
 class TimeToAccuracy:
     """Lightning callback: held-out accuracy and wall time after every training epoch."""
@@ -96,24 +99,26 @@ def main() -> None:
         })
         if kw:
             cfg = cfg.replace(**{"model.kwargs": {**cfg.model.kwargs, **kw}})
-        prepared = load_data(cfg, args.data)
-        _, folds = make_folds(cfg, prepared)
-        fdir = _fold_dir(args.work.resolve() / f"model{i}-{name}", 0, 0)
+        data = RunData.split(cfg, args.data)
+        run = RunFolder(args.work.resolve() / f"model{i}-{name}")
+        fold = data.folds[0]
+        fdir = run.fold_dir(0, 0)
         if fdir.exists():
             import shutil
 
             shutil.rmtree(fdir)  # a fresh fit every time: this measures time
         t0 = time.perf_counter()
         if name == "xgboost":
-            result = _xgb_fold(cfg, prepared, folds[0], 0, fdir)
+            fit = _xgb_fold(data, fold, 0, run)
             secs = time.perf_counter() - t0
+            result = score_fold(data, fold, 0, run, fit)
             acc = result["tasks"]["arousal"]["model"]["acc"]
             maj = result["tasks"]["arousal"]["majority"]["acc"]
             rows.append(f"| {label} | – | {100 * acc:.1f} | {100 * maj:.1f} | {secs:.1f} (fit) | – |")
             raw[label] = {"acc": acc, "seconds": secs}
             continue
         cb = TimeToAccuracy()
-        result = _torch_fold(cfg, prepared, folds[0], 0, fdir, False, [cb])
+        result = score_fold(data, fold, 0, run, _torch_fold(data, fold, 0, run, False, [cb]))
         pts = cb.points
         final = pts[-1]["acc"]
         reach = next(p for p in pts if p["acc"] >= final - 0.01)

@@ -24,7 +24,7 @@ from symaffect._io import write_text
 from symaffect.data.synth import generate
 from symaffect.train.config import preset
 from symaffect.train.curves import read_epoch_metrics
-from symaffect.train.run import train_run
+from symaffect.eval.scoring import train_and_score
 
 
 def main() -> None:
@@ -43,7 +43,7 @@ def main() -> None:
     cfg = preset("quick", model=args.model).replace(**{
         "data.task_set": args.task_set, "protocol.test_ratio": 0.25, "seeds": seeds})
     t0 = time.perf_counter()
-    run = train_run(cfg, args.data, args.work / f"{args.model}-{args.task_set}")
+    run = train_and_score(cfg, args.data, args.work / f"{args.model}-{args.task_set}")
     minutes = (time.perf_counter() - t0) / 60
     metrics = json.loads((run / "metrics.json").read_text())
     task = metrics["tasks"][0]
