@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from symaffect.errors import Interrupted, SymaffectError, reading
+from symaffect.extras import EXTRA_OF, missing_message, require
 from symaffect.run_folder import CONFIG
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -38,6 +39,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         _fail(f"error: {e}")
     except Interrupted as e:
         _fail(str(e), 128 + e.signum)
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRA_OF:
+            raise  # not an optional dependency: a broken install, keep the traceback
+        _fail(f"error: {missing_message(top, 'this command')}")
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
@@ -620,6 +626,7 @@ def replay_cmd(
         callback=number(ge=0, le=MAX_SECONDS), help="Seconds to wait for a consumer (0: start at once).")] = 30.0,
 ) -> None:
     """Play a recording as an LSL stream, with a marker stream of its music segments."""
+    require("mne_lsl", "LSL replay")
     from symaffect.stream.lsl import read_markers_csv, replay
 
     rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
@@ -649,6 +656,7 @@ def stream_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stored hop.")] = False,
 ) -> None:
     """Monitor a live LSL stream: predict every hop, store the session, publish predictions."""
+    require("mne_lsl", "LSL streaming")
     from symaffect.stream.lsl import run_stream
 
     if verbose:
@@ -672,7 +680,8 @@ def report_cmd(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also write a PDF beside the HTML.")] = False,
 ) -> None:
     """Write a session's report: trajectories, per-segment summaries, quadrants, quality."""
-    from symaffect.stream.report import write_report
+    require("jinja2", "the session report")
+    from symaffect.serve.report import write_report
     from symaffect.stream.store import default_db_path
 
     for path in write_report(db or default_db_path(), session_id, out, pdf=pdf):
@@ -689,6 +698,10 @@ def serve_cmd(
     ] = None,
 ) -> None:
     """Serve the live dashboard and the session reports over HTTP."""
+    require("fastapi", "the dashboard")
+    require("uvicorn", "the dashboard")
+    require("plotly", "the dashboard")
+    require("jinja2", "the dashboard")
     from symaffect.serve.app import check_bind, serve
     from symaffect.stream.store import default_db_path
 

@@ -74,10 +74,6 @@ def edges() -> list[Edge]:
     return [e for e in out if e.dst != e.src]
 
 
-def _is_type_checking(node: ast.AST) -> bool:  # kept simple: TYPE_CHECKING blocks are edges too
-    return False
-
-
 def cycles(es: list[Edge], *, level: str = "module") -> list[list[str]]:
     """Strongly connected components with more than one node (Tarjan)."""
     def key(name: str) -> str:
@@ -98,10 +94,6 @@ def cycles(es: list[Edge], *, level: str = "module") -> list[list[str]]:
     on: set[str] = set()
     comps: list[list[str]] = []
     counter = [0]
-
-    import sys
-
-    sys.setrecursionlimit(10000)
 
     def strong(v: str) -> None:
         index[v] = low[v] = counter[0]

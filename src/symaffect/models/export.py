@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from symaffect.extras import require
 from symaffect.models.dtfe import FrequencyGate
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,8 @@ def export_onnx(
     -------
     Path
     """
+    require("onnx", "ONNX export")
+    require("onnxscript", "ONNX export")
     path = Path(path)
     model = _for_export(model, spectral)
     x = {m: torch.randn(batch_size, s.n_chans, s.n_times) for m, s in model.specs.items()}

@@ -26,6 +26,7 @@ import numpy as np
 from scipy.signal import welch
 
 from symaffect._io import write_json
+from symaffect.extras import require
 from symaffect.spec import EEG_BANDS, MODALITIES
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class TaskClassifier:
         y_val: np.ndarray | None = None,
     ) -> TaskClassifier:
         """Fit on (X (n, F), y (n,)); early stopping on (X_val, y_val) when given."""
-        import xgboost as xgb
+        xgb = require("xgboost", "the XGBoost baseline")
 
         self.classes_ = np.unique(y)
         if self.classes_.size < 2:
@@ -199,7 +200,7 @@ class TaskClassifier:
         """Inverse of :meth:`save`."""
         import json
 
-        import xgboost as xgb
+        xgb = require("xgboost", "the XGBoost baseline")
 
         path = Path(path)
         meta = json.loads(path.with_suffix(".json").read_text())
