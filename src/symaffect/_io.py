@@ -6,9 +6,12 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from symaffect.errors import DataError
 
@@ -110,9 +113,6 @@ def read_json(path: str | Path, *, expect: type | None = dict, max_bytes: int | 
 def read_npz(path: str | Path) -> dict:
     """All arrays of the ``.npz`` file ``path`` (no pickled objects); a one-line
     :class:`~symaffect.errors.DataError` naming it when it is missing or damaged."""
-    import zipfile
-
-    import numpy as np
 
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -129,7 +129,6 @@ _JSON_NAMES = {dict: "object", list: "array", str: "string", int: "number", floa
 
 
 def _json_default(o: Any) -> Any:
-    import numpy as np
 
     if isinstance(o, np.integer):
         return int(o)

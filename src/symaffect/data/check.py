@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from rich.table import Table
 
 from symaffect.data.deap import find_ratings_file, iter_subjects, read_ratings
 from symaffect.spec import BASELINE_SAMPLES, DEAP_CHANNELS, LABEL_COLUMNS
@@ -117,7 +118,6 @@ def _f(x: float) -> float:
 
 def render_summary(summary: dict) -> list:
     """Rich renderables for a :func:`check_folder` summary (used by the CLI)."""
-    from rich.table import Table
 
     head = Table(title=f"DEAP folder {summary['folder']}", show_header=False)
     head.add_column("field")

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.io
 
 from symaffect.data.deap_writer import write_subject
 from symaffect.data.matfile import check_mat_sizes
@@ -50,7 +51,13 @@ from symaffect.data.unpickle import (
     shorten,
 )
 from symaffect.errors import DataError
-from symaffect.spec import BASELINE_SAMPLES, DEAP_CHANNELS, LABEL_COLUMNS, N_CHANNELS, SFREQ
+from symaffect.spec import (
+    BASELINE_SAMPLES,
+    DEAP_CHANNELS,
+    LABEL_COLUMNS,
+    N_CHANNELS,
+    SFREQ,
+)
 
 __all__ = [
     "ALLOC_FACTOR",
@@ -258,7 +265,6 @@ def _read_subject(path: Path, sid: int) -> SubjectRecord:
 
 
 def _load_mat(path: Path) -> dict:
-    import scipy.io  # deferred: it doubles this module's import time and only .mat files need it
 
     check_mat_sizes(path)  # SciPy allocates declared sizes before reading them
     try:

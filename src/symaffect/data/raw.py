@@ -46,6 +46,7 @@ from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
 
+import mne
 import numpy as np
 
 from symaffect.data.bdf import read_bdf_header
@@ -181,7 +182,6 @@ def read_raw_subject(
         (all listed); a trial running past the end of the recording (or its baseline
         before the start); ratings that do not match the number of trials.
     """
-    import mne
 
     path = Path(path)
     if eeg_order not in ("auto", "labels", "site"):

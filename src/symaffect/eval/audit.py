@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
+
 from symaffect._io import write_json
 from symaffect.data.protocols import LeakyProtocolWarning, guard
 from symaffect.eval import figures
@@ -210,7 +212,6 @@ def audit_rows(obj: Mapping) -> tuple[list[str], list[list[str]]]:
 
 def audit_table(obj: Mapping):
     """A :class:`rich.table.Table` of the audit."""
-    from rich.table import Table
 
     header, body = audit_rows(obj)
     table = Table(title=f"Leakage audit · {obj['model']} · same model, three protocols",

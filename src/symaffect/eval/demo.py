@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rich.table import Table
+from rich.text import Text
 
 from symaffect._io import read_json, read_npz, write_json
 from symaffect.data.synth import generate
@@ -568,8 +570,6 @@ def demo_rows(obj: Mapping) -> tuple[list[str], list[list[str]]]:
 
 def demo_table(obj: Mapping):
     """A :class:`rich.table.Table` of the demo's results and verdicts."""
-    from rich.table import Table
-    from rich.text import Text
 
     header, body = demo_rows(obj)
     table = Table(title=f"symaffect demo · synthetic data · protocol {obj['protocol_text']} · "

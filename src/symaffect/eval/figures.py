@@ -11,10 +11,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from symaffect._io import atomic_write
 from symaffect.eval.tables import TASK_SET_LABELS, task_groups
@@ -25,27 +27,15 @@ BAR_LABELS = ("Acc", "macro-F1", "macro-Prec")
 COLORS = ("#3b6fb6", "#e08a2c", "#5aa469")
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path, "wb") as f:
         fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     return path
 
 
 def _wrap(label: str, width: int = 14) -> str:
-    import textwrap
-
     return "\n".join(textwrap.wrap(label, width)) or label
 
 
@@ -61,12 +51,11 @@ def suite_bars(result: Mapping, path: str | Path, *, title: str) -> Path:
     title : str
     """
 
-    plt = _plt()
     groups = task_groups(result["rows"])
     n_models = max(len(rs) for _, _, rs in groups)
     width = max(7.0, 1.05 * n_models + 2.5)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(width, 3.3 * len(groups) + 0.9), squeeze=False,
-                             layout="constrained")
+    fig = Figure(figsize=(width, 3.3 * len(groups) + 0.9), layout="constrained")
+    axes = fig.subplots(len(groups), 1, squeeze=False)
     for ax, (ts, task, rows) in zip(axes[:, 0], groups):
         kind = rows[0]["tasks"][task]["kind"]
         keys = BAR_METRICS[kind]
@@ -107,11 +96,11 @@ def confusion_grid(row: Mapping, path: str | Path, *, title: str) -> Path | None
     tasks = [(t, tr) for t, tr in row["tasks"].items() if tr.get("confusion_sum") is not None]
     if not tasks:
         return None
-    plt = _plt()
     n = len(tasks)
     k = max(len(tr["confusion_sum"]) for _, tr in tasks)
     side = 1.8 + 0.36 * k
-    fig, axes = plt.subplots(1, n, figsize=(side * n + 0.6, side + 0.9), squeeze=False)
+    fig = Figure(figsize=(side * n + 0.6, side + 0.9))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, (task, tr) in zip(axes[0], tasks):
         cm = np.asarray(tr["confusion_sum"], dtype=float)
         rate = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
@@ -146,11 +135,11 @@ def audit_bars(rows: Sequence[Mapping], path: str | Path, *, title: str) -> Path
     rows : sequence of dict
         ``{"protocol_label", "leaky", "tasks": {task: {"acc": mean, "acc_std", "majority": mean}}}``.
     """
-    plt = _plt()
     tasks = list(rows[0]["tasks"])
     x = np.arange(len(rows))
     w = 0.8 / len(tasks)
-    fig, ax = plt.subplots(figsize=(max(7.5, 2.6 * len(rows) + 1.5), 4.4))
+    fig = Figure(figsize=(max(7.5, 2.6 * len(rows) + 1.5), 4.4))
+    ax = fig.subplots()
     for j, t in enumerate(tasks):
         off = (j - (len(tasks) - 1) / 2) * w
         acc = [100 * r["tasks"][t]["acc"] for r in rows]

@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import io
 import logging
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib
+import mne
 import numpy as np
+from matplotlib import cm, colors
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -52,7 +56,6 @@ def _np(t: Tensor | np.ndarray) -> np.ndarray:
 
 def _note(ax, text: str, *, y: float = 0.97) -> None:
     """A visible boxed note near the top of ``ax``, wrapped to the axes' width."""
-    import textwrap
 
     bbox = ax.get_position()  # axes box in figure fractions
     chars = max(30, int(13 * ax.figure.get_figwidth() * bbox.width))  # ~13 characters per inch at 8 pt
@@ -194,9 +197,6 @@ def plot_scalp_connectivity(
         EEG channel names known to the ``standard_1020`` montage.
     n_lines : int
     """
-    import matplotlib
-    import mne
-    from matplotlib import cm, colors
 
     a = _np(affinity)
     info = mne.create_info(list(ch_names), sfreq=128.0, ch_types="eeg")

@@ -17,6 +17,7 @@ faster), early-stopped on the validation windows; the multi-label quadrant branc
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -198,7 +199,6 @@ class TaskClassifier:
     @classmethod
     def load(cls, path: str | Path) -> TaskClassifier:
         """Inverse of :meth:`save`."""
-        import json
 
         xgb = require("xgboost", "the XGBoost baseline")
 
