@@ -29,7 +29,7 @@ from symaffect.errors import DataError
 from symaffect.stream.channel_map import load_channel_map
 from symaffect.stream.lsl import read_markers_csv
 from symaffect.stream.recording import read_recording
-from symaffect.stream.report import load_report_data
+from symaffect.serve.report import load_report_data
 from symaffect.stream.store import SCHEMA_VERSION, SessionStore
 
 # ------------------------------------------------------------------ crafted pickles

@@ -75,8 +75,8 @@ def test_post_segment_is_stored(rw_client, store_path):
     assert r.json()["track"] == "Gymnopédie No. 1"
     with SessionStore(store_path) as s:
         segs = s.segments(1)
-    new = [x for x in segs if x["source"] == "api"]
-    assert len(new) == 1 and new[0]["start"] == 10.5 and new[0]["end"] == 40.0
+    new = [x for x in segs if x.source == "api"]
+    assert len(new) == 1 and new[0].start == 10.5 and new[0].end == 40.0
     open_ = client.post("/api/sessions/1/segments", json={"track": "open", "start": 5})
     assert open_.status_code == 201 and open_.json()["end"] is None
 

@@ -148,7 +148,7 @@ def test_live_points_arrive_in_the_page(server, browser, tmp_path):
         "() => document.getElementById('traj').layout.shapes.length === 4", timeout=10_000
     )
     with SessionStore(db) as s:
-        assert [x["track"] for x in s.segments(sid)][-1] == "Closing song"
+        assert [x.track for x in s.segments(sid)][-1] == "Closing song"
     page.click("details.marker summary")
 
     assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]

@@ -1,30 +1,29 @@
-"""Session reports: statistics on known synthetic sessions, self-contained HTML, PDF, CLI."""
+"""Session reports: statistics on known synthetic sessions, HTML from the template, A4 PDF, CLI."""
 
 from __future__ import annotations
 
-import importlib.util
+import dataclasses
 import re
-from pathlib import Path
+import warnings
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from symaffect.cli import app
 from symaffect.errors import DataError
-from symaffect.stream.report import (
+from symaffect.serve.report import (
     CAVEAT,
     build_report_data,
     load_report_data,
     render_html,
     write_report,
 )
-from symaffect.stream.store import SessionStore
+from symaffect.serve.report.figures import _moving_mean
+from symaffect.spec import QUADRANT_RULE
+from symaffect.stream.store import PredictionRow, SegmentRow, SessionRow, SessionStore
 
-_spec = importlib.util.spec_from_file_location(
-    "serve_session_data", Path(__file__).resolve().parents[1] / "serve" / "session_data.py"
-)
-session_data = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(session_data)
+from . import session_data
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +42,20 @@ def _rows(t, v, a=None, lk=None):
     a = np.full_like(v, 5.0) if a is None else a
     lk = np.full_like(v, 5.0) if lk is None else lk
     return [
-        {"t": float(ti), "valence": float(vi), "arousal": float(ai), "liking": float(li),
-         "quadrant": None, "confidence": 0.8, "modalities_used": ["eeg", "peripheral"], "flags": []}
-        for ti, vi, ai, li in zip(t, v, a, lk)
+        PredictionRow(id=i + 1, session_id=3, t=float(ti), valence=float(vi), arousal=float(ai),
+                      liking=float(li), probabilities={}, quadrant=QUADRANT_RULE.code(vi, ai),
+                      confidence=0.8, modalities_used=("eeg", "peripheral"), latency_ms=None, flags=(),
+                      created_at=None)
+        for i, (ti, vi, ai, li) in enumerate(zip(t, v, a, lk))
     ]
 
 
-SESSION = {"id": 3, "participant": "P-1", "model": "m", "started_at": 0.0, "ended_at": None}
+def _segment(track, start, end):
+    return SegmentRow(id=1, session_id=3, track=track, start=start, end=end, source="api")
+
+
+SESSION = SessionRow(id=3, participant="P-1", started_at=0.0, ended_at=None, model="m", run_dir=None,
+                     meta={}, n_predictions=0)
 
 
 def test_baseline_is_the_period_before_the_first_segment(data):
@@ -78,7 +84,7 @@ def test_segment_summaries_recover_the_known_changes(data):
 def test_trend_is_a_slope_per_minute():
     t = np.arange(0, 180.0)
     v = np.where(t < 60, 5.0, 5.0 + (t - 60) / 60.0)  # +1 point per minute during the segment
-    d = build_report_data(SESSION, _rows(t, v), [{"track": "ramp", "start": 60.0, "end": 180.0}], [])
+    d = build_report_data(SESSION, _rows(t, v), [_segment("ramp", 60.0, 180.0)], [])
     (s,) = d.summaries
     assert s.slopes_per_min["valence"] == pytest.approx(1.0, abs=1e-9)
     assert s.slopes_per_min["arousal"] == pytest.approx(0.0, abs=1e-9)
@@ -87,14 +93,14 @@ def test_trend_is_a_slope_per_minute():
 
 def test_trend_needs_enough_points():
     t = np.arange(0, 70.0)
-    d = build_report_data(SESSION, _rows(t, np.full(70, 6.0)), [{"track": "short", "start": 65.0, "end": 67.0}], [])
+    d = build_report_data(SESSION, _rows(t, np.full(70, 6.0)), [_segment("short", 65.0, 67.0)], [])
     assert np.isnan(d.summaries[0].slopes_per_min["valence"])
     assert "—" in render_html(d)
 
 
 @pytest.mark.parametrize(
     ("segments", "rule"),
-    [([], "no music segments marked"), ([{"track": "a", "start": 1.0, "end": 50.0}], "too little signal")],
+    [([], "no music segments marked"), ([_segment("a", 1.0, 50.0)], "too little signal")],
 )
 def test_baseline_falls_back_to_the_first_minute(segments, rule):
     t = np.arange(0, 200.0)
@@ -152,8 +158,6 @@ def test_unknown_session_and_missing_db(db, tmp_path):
 
 
 def test_cli_writes_html_and_pdf(db, tmp_path):
-    from symaffect.cli import app
-
     out = tmp_path / "r" / "report.html"
     res = CliRunner().invoke(app, ["report", "1", "--db", str(db), "--out", str(out), "--pdf"])
     assert res.exit_code == 0, res.output
@@ -165,10 +169,8 @@ def test_cli_writes_html_and_pdf(db, tmp_path):
 def test_single_task_session_has_no_quadrants():
     """A valence-only model: no arousal/liking, no quadrant; the report says only what it has."""
     t = np.arange(0, 120.0)
-    rows = _rows(t, np.full(120, 6.0))
-    for r in rows:
-        r["arousal"] = r["liking"] = None
-    d = build_report_data(SESSION, rows, [{"track": "a", "start": 60.0, "end": 120.0}], [])
+    rows = [dataclasses.replace(r, arousal=None, liking=None, quadrant=None) for r in _rows(t, np.full(120, 6.0))]
+    d = build_report_data(SESSION, rows, [_segment("a", 60.0, 120.0)], [])
     assert sum(d.quadrant_shares.values()) == 0.0
     assert "estimated valence moderately high (6.0)" in d.summary[0]
     assert not any("nan" in line for line in d.summary)
@@ -179,10 +181,6 @@ def test_single_task_session_has_no_quadrants():
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 14, 15])
 def test_short_or_killed_session_is_reportable(n, tmp_path):
     """A session stopped (or killed) after n hops: CLI report (HTML + PDF) and the moving mean."""
-    import warnings
-
-    from symaffect.cli import app
-
     db = tmp_path / "s.db"
     with SessionStore(db) as s:
         sid = s.create_session("P-short", "m")  # never ended: as after a SIGKILL
@@ -204,8 +202,6 @@ def test_short_or_killed_session_is_reportable(n, tmp_path):
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 14, 15, 16, 40])
 @pytest.mark.parametrize("w", [3, 15])
 def test_moving_mean_keeps_the_length(n, w):
-    from symaffect.stream.report import _moving_mean
-
     y = np.arange(n, dtype=float)
     m = _moving_mean(y, w)
     assert m.shape == (n,)

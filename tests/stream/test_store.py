@@ -1,7 +1,9 @@
-"""SessionStore: round trips, migrations, concurrency, crash safety."""
+"""SessionStore: round trips, typed rows, migrations, concurrency, crash safety."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sqlite3
 import subprocess
 import sys
@@ -12,7 +14,17 @@ import pytest
 
 from symaffect.errors import DataError
 from symaffect.stream.prediction import Prediction, expected_rating
-from symaffect.stream.store import MIGRATIONS, SCHEMA_VERSION, SessionStore, default_db_path, migrate
+from symaffect.stream.store import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    PredictionRow,
+    QualityRow,
+    SegmentRow,
+    SessionRow,
+    SessionStore,
+    default_db_path,
+    migrate,
+)
 
 
 def _pred(t: float, peak: int = 6) -> Prediction:
@@ -47,21 +59,75 @@ def test_round_trip(tmp_path):
         st.end_session(sid)
     with SessionStore(db) as st:
         s = st.session(sid)
-        assert s["participant"] == "P01" and s["meta"] == {"hop": 1} and s["ended_at"] >= s["started_at"]
-        assert s["n_predictions"] == 3
-        assert [x["id"] for x in st.sessions()] == [sid]
+        assert s.participant == "P01" and s.meta == {"hop": 1} and s.ended_at >= s.started_at
+        assert s.n_predictions == 3 and s.run_dir == "/runs/a" and s.model == "symaffect"
+        assert [x.id for x in st.sessions()] == [sid]
         preds = st.predictions(sid)
-        assert [p["t"] for p in preds] == [10.0, 11.0, 12.0]
-        assert preds[0]["modalities_used"] == ["eeg", "peripheral"] and preds[0]["flags"] == ["eog:flat"]
-        assert len(preds[0]["probabilities"]["valence"]) == 9
-        assert preds[0]["valence"] == pytest.approx(_pred(10.0).valence)
-        assert [p["t"] for p in st.predictions(sid, since_t=10.0)] == [11.0, 12.0]
+        assert [p.t for p in preds] == [10.0, 11.0, 12.0]
+        assert preds[0].modalities_used == ("eeg", "peripheral") and preds[0].flags == ("eog:flat",)
+        assert len(preds[0].probabilities["valence"]) == 9
+        assert preds[0].valence == pytest.approx(_pred(10.0).valence)
+        assert preds[0].quadrant == "Q4" and preds[0].latency_ms == 3.5
+        assert [p.t for p in st.predictions(sid, since_t=10.0)] == [11.0, 12.0]
         segs = st.segments(sid)
-        assert [(g["track"], g["end"], g["source"]) for g in segs] == [("track A", 30.0, "api"), ("track B", 60.0, "lsl")]
-        assert st.quality(sid)[0]["flag"] == "flat"
+        assert [(g.track, g.end, g.source) for g in segs] == [("track A", 30.0, "api"), ("track B", 60.0, "lsl")]
+        assert st.quality(sid)[0].flag == "flat"
         assert st.integrity_check() == "ok"
         assert st.schema_version == SCHEMA_VERSION
         assert st._con().execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_rows_are_typed_and_frozen(tmp_path):
+    with SessionStore(tmp_path / "s.db") as st:
+        sid = st.create_session("P01", "m", meta={"hop": 1})
+        st.add_segment(sid, "track A", 0.0)
+        st.add_prediction(sid, _pred(1.0))
+        st.add_quality(sid, 1.0, "eog", "flat", "std 0")
+        st.update_meta(sid, window=10)
+        rows = (st.session(sid), st.segments(sid)[0], st.predictions(sid)[0], st.quality(sid)[0])
+    assert [type(r) for r in rows] == [SessionRow, SegmentRow, PredictionRow, QualityRow]
+    session, segment, pred, _ = rows
+    assert session.meta == {"hop": 1, "window": 10} and segment.end is None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        pred.t = 2.0
+    assert isinstance(pred.t, float) and isinstance(pred.modalities_used, tuple)
+
+
+def test_to_dict_is_the_json_of_the_columns(tmp_path):
+    """``to_dict`` keys are the table's columns (the dashboard's JSON); tuples become lists."""
+    db = tmp_path / "s.db"
+    with SessionStore(db) as st:
+        sid = st.create_session("P01", "m")
+        st.add_segment(sid, "track A", 0.0, 5.0)
+        st.add_prediction(sid, _pred(1.0))
+        st.add_quality(sid, 1.0, "eog", "flat")
+        rows = {"sessions": st.session(sid), "segments": st.segments(sid)[0],
+                "predictions": st.predictions(sid)[0], "quality": st.quality(sid)[0]}
+    con = sqlite3.connect(db)
+    for table, row in rows.items():
+        columns = [c[1] for c in con.execute(f"PRAGMA table_info({table})")]
+        extra = ["n_predictions"] if table == "sessions" else []
+        d = row.to_dict()
+        assert list(d) == columns + extra
+        assert json.loads(json.dumps(d)) == d  # plain JSON values only
+    con.close()
+    pred = rows["predictions"].to_dict()
+    assert pred["modalities_used"] == ["eeg", "peripheral"] and pred["flags"] == ["eog:flat"]
+    stored = _pred(1.0).to_dict()
+    assert {k: pred[k] for k in stored} == stored  # what was stored is what the JSON says
+
+
+def test_unknown_quadrant_is_a_corrupt_row(tmp_path):
+    db = tmp_path / "s.db"
+    with SessionStore(db) as st:
+        sid = st.create_session("P01", "m")
+        st.add_prediction(sid, _pred(1.0))
+    con = sqlite3.connect(db)
+    con.execute("UPDATE predictions SET quadrant = 'Q9'")
+    con.commit()
+    con.close()
+    with SessionStore(db) as st, pytest.raises(DataError, match=r"predictions row 1: column quadrant holds 'Q9'"):
+        st.predictions(sid)
 
 
 def test_bad_input(tmp_path):
@@ -104,7 +170,7 @@ def test_migrate_v1_to_current(tmp_path):
     with SessionStore(db) as st:
         assert st.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
         (p,) = st.predictions(1)
-        assert p["valence"] == 5.5 and p["flags"] == []  # column added by v2 with its default
+        assert p.valence == 5.5 and p.flags == () and p.created_at is None  # columns added by v2
         st.add_prediction(1, _pred(11.0))
         assert len(st.predictions(1)) == 2
         idx = {r[0] for r in st._con().execute("SELECT name FROM sqlite_master WHERE type='index'")}
@@ -165,4 +231,4 @@ def test_sigkill_keeps_committed_predictions(tmp_path):
     with SessionStore(db) as st:
         assert st.integrity_check() == "ok"
         (s,) = st.sessions()
-        assert s["ended_at"] is None and s["n_predictions"] == 20
+        assert s.ended_at is None and s.n_predictions == 20

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hmac
 import ipaddress
 import json
@@ -34,8 +35,11 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
+import jinja2
+import plotly
+import uvicorn
 from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -44,7 +48,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from symaffect.errors import ConfigError, DataError
-from symaffect.spec import MODALITIES
+from symaffect.serve.palette import QUADRANT_COLORS, RATING_COLORS
+from symaffect.serve.report import build_report_data, render_html
+from symaffect.spec import (
+    MODALITIES,
+    QUADRANT_AXES,
+    QUADRANT_CODES,
+    QUADRANT_DESCRIPTIONS,
+    QUADRANT_RULE,
+    RATING_COLUMNS,
+)
+from symaffect.stream.store import PredictionRow, SessionRow, SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -124,8 +138,32 @@ def check_bind(host: str, token: str | None) -> None:
         raise ConfigError("--token: use at least 8 characters")
 
 
+def dashboard_spec() -> dict[str, Any]:
+    """What the dashboard's script draws with, from :mod:`symaffect.spec`.
+
+    Returns
+    -------
+    dict
+        ``ratings`` (the rating names) and ``rating_colors``; ``quadrants``: per code of
+        :data:`~symaffect.spec.QUADRANT_CODES` its ``code``, ``axes`` (``"HV-HA"``..., None
+        for Neutral), ``description`` and ``color``; ``threshold`` and ``neutral_band`` of
+        :data:`~symaffect.spec.QUADRANT_RULE` (the quadrant lines and the Neutral box).
+    """
+    return {
+        "ratings": list(RATING_COLUMNS),
+        "rating_colors": dict(RATING_COLORS),
+        "quadrants": [
+            {"code": q, "axes": QUADRANT_AXES.get(q), "description": QUADRANT_DESCRIPTIONS[q],
+             "color": QUADRANT_COLORS[q]}
+            for q in QUADRANT_CODES
+        ],
+        "threshold": QUADRANT_RULE.threshold,
+        "neutral_band": QUADRANT_RULE.neutral_band,
+    }
+
+
 def _jsonable(obj: Any) -> Any:
-    """Make store rows JSON-safe (NaN/inf -> null, numpy scalars -> Python)."""
+    """Make row dicts JSON-safe (NaN/inf -> null, numpy scalars -> Python)."""
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -151,13 +189,11 @@ class _Stores:
     """One SessionStore for the app (it keeps one SQLite connection per thread)."""
 
     def __init__(self, db_path: Path):
-        from symaffect.stream.store import SessionStore
-
         self.db_path = db_path
         self.store = SessionStore(db_path)
 
     @contextlib.contextmanager
-    def open(self) -> Iterator[Any]:
+    def open(self) -> Iterator[SessionStore]:
         yield self.store
 
     def close(self) -> None:
@@ -281,8 +317,6 @@ class Guard:
         return None
 
     def _authorised(self, scope: dict, headers: dict[str, str]) -> bool:
-        from urllib.parse import parse_qs
-
         auth = headers.get("authorization", "")
         given = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         if not given:
@@ -341,8 +375,6 @@ def create_app(
     -------
     FastAPI
     """
-    import jinja2
-
     db_path = Path(db_path)
     stores = _Stores(db_path)  # creates / migrates the store once, up front
     plotly_js = _read_plotly_js()
@@ -382,7 +414,7 @@ def create_app(
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         return JSONResponse({"message": str(exc), "detail": str(exc)}, status_code=400)
 
-    def _session_or_404(store: Any, session_id: int) -> dict[str, Any]:
+    def _session_or_404(store: SessionStore, session_id: int) -> SessionRow:
         try:
             return store.session(session_id)
         except DataError:
@@ -396,11 +428,12 @@ def create_app(
             if session_id is not None:
                 _session_or_404(store, session_id)
         if session_id is None and sessions:
-            session_id = max(int(s["id"]) for s in sessions)
+            session_id = max(s.id for s in sessions)
         qs = f"?token={quote(request.query_params['token'], safe='')}" if token and "token" in request.query_params else ""
         html = templates.get_template("index.html").render(
-            sessions=sorted(sessions, key=lambda s: -int(s["id"])), session_id=session_id,
-            modalities=list(MODALITIES), qs=qs, fmt_time=_fmt_time, fmt_dur=_fmt_dur,
+            sessions=sorted(sessions, key=lambda s: -s.id), session_id=session_id,
+            modalities=list(MODALITIES), affect=dashboard_spec(), qs=qs, fmt_time=_fmt_time,
+            fmt_dur=_fmt_dur,
         )
         return HTMLResponse(html)
 
@@ -414,8 +447,6 @@ def create_app(
 
     @app.get("/sessions/{session_id}/report", response_class=HTMLResponse)
     def session_report(session_id: SessionId) -> HTMLResponse:
-        from symaffect.stream.report import build_report_data, render_html
-
         with stores.open() as store:
             ses = _session_or_404(store, session_id)
             data = build_report_data(
@@ -447,15 +478,15 @@ def create_app(
     @app.get("/api/sessions")
     def api_sessions() -> list[dict[str, Any]]:
         with stores.open() as store:
-            return _jsonable(list(store.sessions()))
+            return _jsonable([s.to_dict() for s in store.sessions()])
 
     @app.get("/api/sessions/{session_id}")
     def api_session(session_id: SessionId) -> dict[str, Any]:
         with stores.open() as store:
             ses = _session_or_404(store, session_id)
             out = {
-                "session": ses, "segments": store.segments(session_id),
-                "quality": store.quality(session_id), "modalities": list(MODALITIES),
+                "session": ses.to_dict(), "segments": [g.to_dict() for g in store.segments(session_id)],
+                "quality": [q.to_dict() for q in store.quality(session_id)], "modalities": list(MODALITIES),
             }
         return _jsonable(out)
 
@@ -467,7 +498,7 @@ def create_app(
     ) -> list[dict[str, Any]]:
         with stores.open() as store:
             _session_or_404(store, session_id)
-            return _jsonable(_predictions_after(store, session_id, since))
+            return _jsonable([p.to_dict() for p in _predictions_after(store, session_id, since)])
 
     @app.post("/api/sessions/{session_id}/segments", status_code=201)
     def api_add_segment(session_id: SessionId, body: SegmentIn) -> dict[str, Any]:
@@ -503,10 +534,10 @@ def create_app(
     return app
 
 
-def _predictions_after(store: Any, session_id: int, since: float | None) -> list[dict[str, Any]]:
-    rows = list(store.predictions(session_id, since_t=since))
+def _predictions_after(store: SessionStore, session_id: int, since: float | None) -> list[PredictionRow]:
+    rows = store.predictions(session_id, since_t=since)
     if since is not None:  # the contract of this API is strictly after ``since``
-        rows = [r for r in rows if float(r["t"]) > since]
+        rows = [r for r in rows if r.t > since]
     return rows
 
 
@@ -526,12 +557,12 @@ async def _event_stream(
     when the session has an end time), and comment heartbeats.
     """
 
-    def poll(last_t: float | None) -> tuple[list, list, list, dict]:
+    def poll(last_t: float | None) -> tuple[list[PredictionRow], list[dict], list[dict], SessionRow]:
         with stores.open() as store:
             return (
                 _predictions_after(store, session_id, last_t),
-                list(store.segments(session_id)),
-                list(store.quality(session_id)),
+                [g.to_dict() for g in store.segments(session_id)],
+                [q.to_dict() for q in store.quality(session_id)],
                 store.session(session_id),
             )
 
@@ -551,8 +582,8 @@ async def _event_stream(
             yield _sse("error", {"message": str(e)})
             break
         if preds:
-            last_t = float(preds[-1]["t"])
-            yield _sse("predictions", preds, event_id=repr(last_t))
+            last_t = preds[-1].t
+            yield _sse("predictions", [p.to_dict() for p in preds], event_id=repr(last_t))
         sig = json.dumps(_jsonable(segs), sort_keys=True)
         if sig != seg_sig:
             seg_sig = sig
@@ -562,9 +593,9 @@ async def _event_stream(
             n_quality = len(qual)
             if new:
                 yield _sse("quality", new)
-        if ses.get("ended_at") is not None and not ended_sent:
+        if ses.ended_at is not None and not ended_sent:
             ended_sent = True
-            yield _sse("ended", {"session_id": session_id, "ended_at": ses.get("ended_at")})
+            yield _sse("ended", {"session_id": session_id, "ended_at": ses.ended_at})
         now = time.monotonic()
         if now - last_beat > 10:
             last_beat = now
@@ -574,8 +605,6 @@ async def _event_stream(
 
 def _read_plotly_js() -> bytes:
     """plotly.min.js from the installed plotly package (served locally, never a CDN)."""
-    import plotly
-
     path = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
     if not path.is_file():
         raise DataError(path, "plotly.min.js not found in the plotly package (reinstall plotly)")
@@ -583,8 +612,6 @@ def _read_plotly_js() -> bytes:
 
 
 def _fmt_time(v: Any) -> str:
-    import datetime as dt
-
     if v is None:
         return "—"
     try:
@@ -616,8 +643,6 @@ def serve(
     ConfigError
         On a non-loopback ``host`` without a token.
     """
-    import uvicorn
-
     token = token or os.environ.get("SYMAFFECT_TOKEN") or None
     check_bind(host, token)
     extra = tuple(h for h in os.environ.get("SYMAFFECT_ALLOWED_HOSTS", "").split(",") if h.strip())

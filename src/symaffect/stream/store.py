@@ -23,15 +23,12 @@ Times
 UTC). ``t`` of predictions, quality rows and segments is *stream time*: seconds since the
 start of the session's signal (for a prediction, the time of the window's last sample).
 
-Row formats (what the read methods return)
-------------------------------------------
-session:    ``{"id", "participant", "started_at", "ended_at", "model", "run_dir",
-              "meta": dict, "n_predictions"}``
-segment:    ``{"id", "session_id", "track", "start", "end", "source"}``
-prediction: ``{"id", "session_id", "t", "valence", "arousal", "liking",
-              "probabilities": {task: [p, ...]}, "quadrant", "confidence",
-              "modalities_used": [str], "flags": [str], "latency_ms", "created_at"}``
-quality:    ``{"id", "session_id", "t", "modality", "flag", "detail"}``
+Rows (what the read methods return)
+-----------------------------------
+Frozen dataclasses, validated on reading (a corrupt row is a :class:`DataError` naming the
+file, the table, the row and the column): :class:`SessionRow`, :class:`SegmentRow`,
+:class:`PredictionRow` and :class:`QualityRow`. ``row.to_dict()`` gives the row as plain
+JSON-able values under its column names (the dashboard's JSON).
 
 Schema versions
 ---------------
@@ -51,10 +48,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from symaffect.errors import DataError
+from symaffect.spec import QUADRANT_CODES
 from symaffect.stream.prediction import Prediction
 
 log = logging.getLogger(__name__)
@@ -202,11 +201,123 @@ def migrate(con: sqlite3.Connection, *, target: int = SCHEMA_VERSION, source: st
     return con.execute("PRAGMA user_version").fetchone()[0]
 
 
+# --- rows ----------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with tuples as lists and mappings copied (JSON-able, nothing shared)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+class _Row:
+    """Shared by the row dataclasses: :meth:`to_dict`."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain JSON-able values, keyed by column name in column order."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class SessionRow(_Row):
+    """One monitored session.
+
+    Attributes
+    ----------
+    id : int
+    participant : str
+        A pseudonym.
+    started_at, ended_at : float, float or None
+        Wall-clock Unix times (s, UTC); ``ended_at`` is None while the session is open
+        (or after the streamer was killed).
+    model : str
+    run_dir : str or None
+    meta : dict
+        JSON-able extras (source stream, hop, window, ...).
+    n_predictions : int
+    """
+
+    id: int
+    participant: str
+    started_at: float
+    ended_at: float | None
+    model: str
+    run_dir: str | None
+    meta: dict[str, Any]
+    n_predictions: int
+
+
+@dataclass(frozen=True)
+class SegmentRow(_Row):
+    """One music segment: ``start`` / ``end`` in stream time (s); ``end`` None while open."""
+
+    id: int
+    session_id: int
+    track: str
+    start: float
+    end: float | None
+    source: str
+
+
+@dataclass(frozen=True)
+class PredictionRow(_Row):
+    """One stored prediction (one hop); the fields of :class:`Prediction` plus row data.
+
+    Attributes
+    ----------
+    id, session_id : int
+    t : float
+        Stream time of the window's last sample (s).
+    valence, arousal, liking : float or None
+        Expected ratings on 1-9; None for a task the model does not predict.
+    probabilities : dict of str to tuple of float
+        Per-task class probabilities.
+    quadrant : str or None
+        One of :data:`symaffect.spec.QUADRANT_CODES`; None when the model predicts no
+        quadrant (or for a row written without one).
+    confidence : float
+        In [0, 1].
+    modalities_used, flags : tuple of str
+    latency_ms : float or None
+    created_at : float or None
+        Wall-clock write time (None for rows of schema v1).
+    """
+
+    id: int
+    session_id: int
+    t: float
+    valence: float | None
+    arousal: float | None
+    liking: float | None
+    probabilities: dict[str, tuple[float, ...]]
+    quadrant: str | None
+    confidence: float
+    modalities_used: tuple[str, ...]
+    latency_ms: float | None
+    flags: tuple[str, ...]
+    created_at: float | None
+
+
+@dataclass(frozen=True)
+class QualityRow(_Row):
+    """One quality flag: ``modality`` may be ``"all"`` / ``"stream"``; ``t`` in stream time."""
+
+    id: int
+    session_id: int
+    t: float
+    modality: str
+    flag: str
+    detail: str
+
+
 # --- the store -----------------------------------------------------------------------
 
 
 class SessionStore:
-    """The session database (see the module docstring for durability and row formats).
+    """The session database (see the module docstring for durability and rows).
 
     Parameters
     ----------
@@ -359,21 +470,20 @@ class SessionStore:
 
     def update_meta(self, session_id: int, **items: Any) -> None:
         """Merge ``items`` into the session's ``meta``."""
-        meta = self.session(session_id)["meta"]
-        meta.update(items)
+        meta = {**self.session(session_id).meta, **items}
         self._write(
             "UPDATE sessions SET meta = ? WHERE id = ?", (json.dumps(meta, default=str), int(session_id))
         )
 
-    def sessions(self) -> list[dict]:
-        """All sessions, newest first (session rows, see module docstring)."""
+    def sessions(self) -> list[SessionRow]:
+        """All sessions, newest first."""
         rows = self._read(
             "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
             " FROM sessions s ORDER BY s.id DESC"
         )
         return [_session_row(r, self.path) for r in rows]
 
-    def session(self, session_id: int) -> dict:
+    def session(self, session_id: int) -> SessionRow:
         """One session row; DataError if there is none with this id."""
         rows = self._read(
             "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
@@ -419,7 +529,7 @@ class SessionStore:
             raise DataError("end", f"segment end {end} is before its start {row['start']}")
         self._write('UPDATE segments SET "end" = ? WHERE id = ?', (float(end), int(segment_id)))
 
-    def segments(self, session_id: int) -> list[dict]:
+    def segments(self, session_id: int) -> list[SegmentRow]:
         """The session's segments, by start time."""
         rows = self._read("SELECT * FROM segments WHERE session_id = ? ORDER BY start, id", (int(session_id),))
         return [_segment_row(r, self.path) for r in rows]
@@ -448,7 +558,7 @@ class SessionStore:
             ),
         )
 
-    def predictions(self, session_id: int, since_t: float | None = None) -> list[dict]:
+    def predictions(self, session_id: int, since_t: float | None = None) -> list[PredictionRow]:
         """The session's predictions by time; only those with ``t > since_t`` if given."""
         if since_t is None:
             rows = self._read("SELECT * FROM predictions WHERE session_id = ? ORDER BY t, id", (int(session_id),))
@@ -468,7 +578,7 @@ class SessionStore:
             (int(session_id), float(t), str(modality), str(flag), str(detail)),
         )
 
-    def quality(self, session_id: int) -> list[dict]:
+    def quality(self, session_id: int) -> list[QualityRow]:
         """The session's quality flags, by time."""
         rows = self._read("SELECT * FROM quality WHERE session_id = ? ORDER BY t, id", (int(session_id),))
         return [_quality_row(r, self.path) for r in rows]
@@ -497,61 +607,94 @@ def _json(path: Path, table: str, r: dict, col: str, kind: type, default: str) -
     return val
 
 
-def _number(path: Path, table: str, r: dict, col: str, *, optional: bool = False) -> None:
+def _number(path: Path, table: str, r: dict, col: str, *, optional: bool = False) -> float | None:
+    """Column ``col`` as a float (finite unless ``optional``, which also allows NULL)."""
     v = r.get(col)
     if v is None and optional:
-        return
+        return None
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not (optional or math.isfinite(v)):
         raise _bad(path, table, r, col, f"holds {str(v)[:40]!r}, not a {'' if optional else 'finite '}number")
+    return float(v)
 
 
-def _str_list(path: Path, table: str, r: dict, col: str, default: str) -> list:
-    val = _json(path, table, r, col, list, default)
+def _text(path: Path, table: str, r: dict, col: str, *, optional: bool = False) -> str | None:
+    """Column ``col`` as text (``optional`` also allows NULL)."""
+    v = r.get(col)
+    if v is None and optional:
+        return None
+    if not isinstance(v, str):
+        raise _bad(path, table, r, col, "is not text")
+    return v
+
+
+def _str_tuple(path: Path, table: str, r: dict, col: str) -> tuple[str, ...]:
+    val = _json(path, table, r, col, list, "[]")
     if not all(isinstance(x, str) for x in val):
         raise _bad(path, table, r, col, "is not a list of strings")
-    return val
+    return tuple(val)
 
 
-def _session_row(r: sqlite3.Row, path: Path) -> dict:
-    d = dict(r)
-    d["meta"] = _json(path, "sessions", d, "meta", dict, "{}")
-    _number(path, "sessions", d, "started_at")
-    _number(path, "sessions", d, "ended_at", optional=True)
-    return d
+def _session_row(r: sqlite3.Row, path: Path) -> SessionRow:
+    d, tb = dict(r), "sessions"
+    return SessionRow(
+        id=d["id"],
+        participant=_text(path, tb, d, "participant"),
+        started_at=_number(path, tb, d, "started_at"),
+        ended_at=_number(path, tb, d, "ended_at", optional=True),
+        model=_text(path, tb, d, "model"),
+        run_dir=_text(path, tb, d, "run_dir", optional=True),
+        meta=_json(path, tb, d, "meta", dict, "{}"),
+        n_predictions=d["n_predictions"],
+    )
 
 
-def _segment_row(r: sqlite3.Row, path: Path) -> dict:
-    d = dict(r)
-    _number(path, "segments", d, "start")
-    _number(path, "segments", d, "end", optional=True)
-    if not isinstance(d.get("track"), str):
-        raise _bad(path, "segments", d, "track", "is not text")
-    return d
+def _segment_row(r: sqlite3.Row, path: Path) -> SegmentRow:
+    d, tb = dict(r), "segments"
+    return SegmentRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        track=_text(path, tb, d, "track"),
+        start=_number(path, tb, d, "start"),
+        end=_number(path, tb, d, "end", optional=True),
+        source=_text(path, tb, d, "source"),
+    )
 
 
-def _quality_row(r: sqlite3.Row, path: Path) -> dict:
-    d = dict(r)
-    _number(path, "quality", d, "t")
-    for col in ("modality", "flag", "detail"):
-        if not isinstance(d.get(col), str):
-            raise _bad(path, "quality", d, col, "is not text")
-    return d
+def _quality_row(r: sqlite3.Row, path: Path) -> QualityRow:
+    d, tb = dict(r), "quality"
+    return QualityRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        t=_number(path, tb, d, "t"),
+        modality=_text(path, tb, d, "modality"),
+        flag=_text(path, tb, d, "flag"),
+        detail=_text(path, tb, d, "detail"),
+    )
 
 
-def _prediction_row(r: sqlite3.Row, path: Path) -> dict:
-    d = dict(r)
-    t = "predictions"
-    probs = _json(path, t, d, "probabilities", dict, "{}")
+def _prediction_row(r: sqlite3.Row, path: Path) -> PredictionRow:
+    d, tb = dict(r), "predictions"
+    probs = _json(path, tb, d, "probabilities", dict, "{}")
     for task, p in probs.items():
         if not isinstance(p, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in p):
-            raise _bad(path, t, d, "probabilities", f"task {str(task)[:20]!r} is not a list of numbers")
-    d["probabilities"] = probs
-    d["modalities_used"] = _str_list(path, t, d, "modalities_used", "[]")
-    d["flags"] = _str_list(path, t, d, "flags", "[]")
-    _number(path, t, d, "t")
-    _number(path, t, d, "confidence")
-    for col in ("valence", "arousal", "liking", "latency_ms", "created_at"):
-        _number(path, t, d, col, optional=True)
-    if d.get("quadrant") is not None and not isinstance(d["quadrant"], str):
-        raise _bad(path, t, d, "quadrant", "is not text")
-    return d
+            raise _bad(path, tb, d, "probabilities", f"task {str(task)[:20]!r} is not a list of numbers")
+    modalities_used = _str_tuple(path, tb, d, "modalities_used")
+    flags = _str_tuple(path, tb, d, "flags")
+    quadrant = _text(path, tb, d, "quadrant", optional=True)
+    if quadrant is not None and quadrant not in QUADRANT_CODES:
+        raise _bad(path, tb, d, "quadrant", f"holds {quadrant[:20]!r}, not one of {', '.join(QUADRANT_CODES)}")
+    return PredictionRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        t=_number(path, tb, d, "t"),
+        valence=_number(path, tb, d, "valence", optional=True),
+        arousal=_number(path, tb, d, "arousal", optional=True),
+        liking=_number(path, tb, d, "liking", optional=True),
+        probabilities={task: tuple(p) for task, p in probs.items()},
+        quadrant=quadrant,
+        confidence=_number(path, tb, d, "confidence"),
+        modalities_used=modalities_used,
+        latency_ms=_number(path, tb, d, "latency_ms", optional=True),
+        flags=flags,
+        created_at=_number(path, tb, d, "created_at", optional=True),
+    )
