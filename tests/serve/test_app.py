@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 
@@ -9,7 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from symaffect.errors import ConfigError
-from symaffect.serve.app import check_bind, create_app, is_loopback
+from symaffect.serve.app import check_bind, create_app, dashboard_spec, is_loopback
+from symaffect.serve.palette import QUADRANT_COLORS
+from symaffect.spec import QUADRANT_CODES, QUADRANT_RULE
 from symaffect.stream.store import SessionStore
 
 from .session_data import SEGMENTS, make_prediction, make_store
@@ -66,6 +69,32 @@ def test_predictions_since(client):
     assert {"t", "valence", "arousal", "liking", "quadrant", "modalities_used", "flags"} <= set(all_[0])
     later = client.get("/api/sessions/1/predictions", params={"since": 390}).json()
     assert [p["t"] for p in later] == [float(t) for t in range(391, 400)]
+
+
+def test_api_json_is_the_rows_as_dicts(client, shared_store):
+    """The dashboard's JSON: each typed store row's ``to_dict()``, unchanged."""
+    with SessionStore(shared_store) as s:
+        session, segments, quality = s.session(1), s.segments(1), s.quality(1)
+        predictions = s.predictions(1)
+    out = client.get("/api/sessions/1").json()
+    assert out["session"] == session.to_dict()
+    assert out["segments"] == [g.to_dict() for g in segments]
+    assert out["quality"] == [q.to_dict() for q in quality]
+    assert client.get("/api/sessions/1/predictions").json() == [p.to_dict() for p in predictions]
+    assert client.get("/api/sessions").json() == [session.to_dict()]
+
+
+def test_page_carries_the_quadrant_spec(client):
+    """The page hands the script the codes, colours and Neutral box of symaffect.spec."""
+    page = client.get("/sessions/1").text
+    (attr,) = re.findall(r"data-affect='([^']*)'", page)
+    affect = json.loads(html.unescape(attr))
+    assert affect == json.loads(json.dumps(dashboard_spec()))
+    assert [q["code"] for q in affect["quadrants"]] == list(QUADRANT_CODES)
+    assert {q["code"]: q["color"] for q in affect["quadrants"]} == QUADRANT_COLORS
+    neutral = affect["quadrants"][-1]
+    assert neutral["code"] == "Neutral" and neutral["axes"] is None and neutral["color"] == "#9a9a9a"
+    assert (affect["threshold"], affect["neutral_band"]) == (QUADRANT_RULE.threshold, QUADRANT_RULE.neutral_band)
 
 
 def test_post_segment_is_stored(rw_client, store_path):

@@ -151,6 +151,17 @@ def test_live_points_arrive_in_the_page(server, browser, tmp_path):
         assert [x.track for x in s.segments(sid)][-1] == "Closing song"
     page.click("details.marker summary")
 
+    # Neutral is a quadrant: its box is on the plane and a point inside it reads "Neutral"
+    plane_shapes = page.evaluate("document.getElementById('plane').layout.shapes.map(s => s.name || '')")
+    assert plane_shapes[:5] == ["Q1", "Q2", "Q3", "Q4", "Neutral"]
+    box = page.evaluate("document.getElementById('plane').layout.shapes[4]")
+    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (4, 6, 4, 6)
+    with SessionStore(db) as s:
+        s.add_prediction(sid, make_prediction(320.0, 5.0, 5.0, 5.0))
+    page.wait_for_function("() => document.body.dataset.points === '321'", timeout=15_000)
+    assert page.inner_text("#v-quadrant") == "Neutral"
+    assert page.evaluate("document.getElementById('plane').data[1].marker.color") == "#9a9a9a"
+
     assert all(u.startswith(base) for u in requests), [u for u in requests if not u.startswith(base)]
     assert not problems, problems
     shot = tmp_path / "dashboard.png"

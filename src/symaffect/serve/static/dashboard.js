@@ -1,5 +1,7 @@
 // symaffect live dashboard: trajectories, valence-arousal plane, quality badges, segments.
 // Data: GET /api/sessions/{id} and /predictions once, then server-sent events from /stream.
+// The ratings, quadrant codes, colours and the Neutral box come from the server
+// (symaffect.spec, in the page's data-affect attribute); none is written here.
 "use strict";
 
 (function () {
@@ -7,10 +9,15 @@
   const sessionId = body.dataset.session;
   if (!sessionId) return;
   const MODALITIES = (body.dataset.modalities || "").split(",").filter(Boolean);
-  const TASKS = ["valence", "arousal", "liking"];
-  const COLORS = { valence: "#1b7837", arousal: "#c2410c", liking: "#2b5c9e" };
-  const QCOLORS = { Q1: "#e6a11a", Q2: "#c0392b", Q3: "#4a6fa5", Q4: "#3e9b6a" };
-  const QNAMES = { Q1: "Q1 · high V, high A", Q2: "Q2 · low V, high A", Q3: "Q3 · low V, low A", Q4: "Q4 · high V, low A" };
+  const AFFECT = JSON.parse(body.dataset.affect);
+  const TASKS = AFFECT.ratings;
+  const COLORS = AFFECT.rating_colors;
+  const THRESHOLD = AFFECT.threshold, BAND = AFFECT.neutral_band;
+  const QUADS = AFFECT.quadrants.filter(q => q.axes);  // Q1..Q4; Neutral has no axes
+  const QCOLORS = {};
+  AFFECT.quadrants.forEach(q => { QCOLORS[q.code] = q.color; });
+  // "HV-LA" -> "high V, low A"
+  const axesWords = axes => axes.split("-").map(p => (p[0] === "H" ? "high " : "low ") + p.slice(1)).join(", ");
   const TRAIL = 40;
   const token = new URLSearchParams(window.location.search).get("token");
 
@@ -46,16 +53,26 @@
   })), trajLayout, { displayModeBar: false, responsive: true });
 
   function planeLayout() {
-    const quad = (x0, x1, y0, y1, q) => ({ type: "rect", layer: "below", x0, x1, y0, y1, line: { width: 0 }, fillcolor: QCOLORS[q], opacity: 0.08 });
-    const lab = (x, y, q) => ({ x, y, text: QNAMES[q], showarrow: false, font: { size: 11, color: QCOLORS[q] } });
+    const t = THRESHOLD;
+    const shapes = QUADS.map(q => {
+      const [x0, x1] = q.axes.startsWith("HV") ? [t, 9] : [1, t];
+      const [y0, y1] = q.axes.endsWith("HA") ? [t, 9] : [1, t];
+      return { type: "rect", layer: "below", x0, x1, y0, y1, line: { width: 0 }, fillcolor: q.color, opacity: 0.08, name: q.code };
+    });
+    shapes.push({ type: "rect", layer: "below", x0: t - BAND, x1: t + BAND, y0: t - BAND, y1: t + BAND, name: "Neutral",
+      line: { color: QCOLORS.Neutral, width: 1.5, dash: "dash" }, fillcolor: QCOLORS.Neutral, opacity: 0.25 });
+    shapes.push({ type: "line", x0: t, x1: t, y0: 1, y1: 9, line: { color: "#999", width: 1 } },
+      { type: "line", x0: 1, x1: 9, y0: t, y1: t, line: { color: "#999", width: 1 } });
+    const annotations = QUADS.map(q => ({
+      x: q.axes.startsWith("HV") ? (t + 9) / 2 : (1 + t) / 2, y: q.axes.endsWith("HA") ? 8.7 : 1.3,
+      text: q.code + " · " + axesWords(q.axes), showarrow: false, font: { size: 11, color: q.color } }));
+    annotations.push({ x: t, y: t + BAND, yanchor: "bottom", text: "Neutral", showarrow: false,
+      font: { size: 10, color: "#666" } });
     return {
       margin: { l: 50, r: 12, t: 34, b: 44 },
       xaxis: { title: { text: "valence" }, range: [1, 9], dtick: 1, zeroline: false, constrain: "domain", fixedrange: true },
       yaxis: { title: { text: "arousal" }, range: [1, 9], dtick: 1, zeroline: false, scaleanchor: "x", constrain: "domain", fixedrange: true },
-      shapes: [quad(5, 9, 5, 9, "Q1"), quad(1, 5, 5, 9, "Q2"), quad(1, 5, 1, 5, "Q3"), quad(5, 9, 1, 5, "Q4"),
-        { type: "line", x0: 5, x1: 5, y0: 1, y1: 9, line: { color: "#999", width: 1 } },
-        { type: "line", x0: 1, x1: 9, y0: 5, y1: 5, line: { color: "#999", width: 1 } }],
-      annotations: [lab(7, 8.7, "Q1"), lab(3, 8.7, "Q2"), lab(3, 1.3, "Q3"), lab(7, 1.3, "Q4")],
+      shapes, annotations,
       showlegend: false,
       title: { text: "Current state (valence-arousal plane)", font: { size: 13 }, x: 0.5, y: 0.98 },
     };
@@ -158,7 +175,10 @@
     $("v-valence").textContent = num(last.valence);
     $("v-arousal").textContent = num(last.arousal);
     $("v-liking").textContent = num(last.liking);
-    $("v-quadrant").textContent = last.quadrant || "—";
+    const quadrant = $("v-quadrant");
+    quadrant.textContent = last.quadrant || "—";
+    quadrant.dataset.quadrant = last.quadrant || "";
+    quadrant.style.color = QCOLORS[last.quadrant] || "";
     $("v-confidence").textContent = num(last.confidence, 2);
     $("v-time").textContent = fmtClock(last.t);
     $("n-points").textContent = String(state.n);
