@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html as html_lib
 import re
 import warnings
 
@@ -19,11 +20,15 @@ from symaffect.serve.report import (
     render_html,
     write_report,
 )
-from symaffect.serve.report.figures import _moving_mean
-from symaffect.spec import QUADRANT_RULE
+from symaffect.serve.report import pdf as pdf_module
+from symaffect.serve.report.figures import _moving_mean, report_figures
+from symaffect.serve.report.html import TEMPLATE, TEMPLATE_DIR
+from symaffect.spec import QUADRANT_CODES, QUADRANT_DESCRIPTIONS, QUADRANT_RULE
 from symaffect.stream.store import PredictionRow, SegmentRow, SessionRow, SessionStore
 
 from . import session_data
+
+TEMPLATE_PATH = TEMPLATE_DIR / TEMPLATE
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +168,7 @@ def test_cli_writes_html_and_pdf(db, tmp_path):
     assert res.exit_code == 0, res.output
     assert out.read_text().startswith("<!DOCTYPE html>")
     pdf = out.with_suffix(".pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
+    assert pdf.startswith(b"%PDF") and len(_page_sizes(pdf)) == 2  # text, then the figures
 
 
 def test_single_task_session_has_no_quadrants():
@@ -208,3 +213,126 @@ def test_moving_mean_keeps_the_length(n, w):
     if n:
         h = w // 2
         assert m[n // 2] == pytest.approx(y[max(0, n // 2 - h): n // 2 + h + 1].mean())
+
+
+# --- HTML from the template, A4 PDF, table, captions ---------------------------------------
+
+A4_PT = (595.276, 841.890)
+
+
+def _page_sizes(pdf: bytes) -> list[tuple[float, float]]:
+    """(width, height) in points of every page of a PDF written by matplotlib (uncompressed
+    page dictionaries), checked against the page tree's count."""
+    sizes = []
+    for page in re.findall(rb"<<[^<>]*/Type /Page\b[^<>]*>>", pdf):
+        (box,) = re.findall(rb"/MediaBox \[([^\]]*)\]", page)
+        x0, y0, x1, y1 = map(float, box.split())
+        sizes.append((x1 - x0, y1 - y0))
+    (count,) = re.findall(rb"/Type /Pages /Kids \[[^\]]*\] /Count (\d+)", pdf)
+    assert len(sizes) == int(count)
+    return sizes
+
+
+def _many_segments(tmp_path, n_extra=70):
+    path, sid = session_data.make_store(tmp_path / "many.db", n=420)
+    with SessionStore(path) as s:
+        for i in range(n_extra):
+            s.add_segment(sid, f"Étude {i} — a piece with a long title, op. {i}", 60.0 + 2 * i, 61.0 + 2 * i)
+    return path, sid
+
+
+@pytest.mark.parametrize("kind", ["session", "many-segments", "empty"])
+def test_every_pdf_page_is_a4(kind, db, tmp_path):
+    if kind == "session":
+        path, sid = db, 1
+    elif kind == "many-segments":
+        path, sid = _many_segments(tmp_path)
+    else:
+        path = tmp_path / "e.db"
+        with SessionStore(path) as s:
+            sid = s.create_session("P-empty", "m")
+    (_, pdf) = write_report(path, sid, tmp_path / "r.html", pdf=True)
+    sizes = _page_sizes(pdf.read_bytes())
+    assert sizes and all(w == pytest.approx(A4_PT[0], abs=0.01) and h == pytest.approx(A4_PT[1], abs=0.01)
+                         for w, h in sizes), sizes
+    # text, then the figures; the long table flows on over the next text page; no figures without data
+    assert len(sizes) >= {"session": 2, "many-segments": 3, "empty": 1}[kind]
+    assert len(sizes) == 1 or kind != "empty"
+
+
+def _drawn_pages(data, monkeypatch, tmp_path) -> list:
+    """The matplotlib figures write_pdf saves, one per page."""
+    pages = []
+
+    class Recorder:
+        def __init__(self, f, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def savefig(self, fig):
+            pages.append(fig)
+
+    monkeypatch.setattr(pdf_module, "PdfPages", Recorder)
+    pdf_module.write_pdf(data, tmp_path / "r.pdf")
+    return pages
+
+
+def test_pdf_segment_table_is_a_table_repeating_its_header(tmp_path, monkeypatch):
+    path, sid = _many_segments(tmp_path)
+    data = load_report_data(path, sid)
+    text_pages = _drawn_pages(data, monkeypatch, tmp_path)[:-1]
+    tables = [t for page in text_pages for ax in page.axes for t in ax.tables]
+    assert len(tables) == 2  # one per page the table spans
+    tracks = []
+    for t in tables:
+        cells = t.get_celld()
+        n_rows = 1 + max(r for r, _ in cells)
+        assert [cells[1, c].get_text().get_text() for c in range(3)] == ["Track", "Time", "n"]
+        assert cells[0, 4].get_text().get_text() == "Valence"
+        tracks += [cells[r, 0].get_text().get_text() for r in range(2, n_rows)]
+    assert len(tracks) == len(data.summaries) == 73
+    assert tracks[0] == "Clair de lune" and "Drumming" in tracks
+    first = data.summaries[0]
+    cells = tables[0].get_celld()
+    assert cells[2, 4].get_text().get_text() == f"{first.changes['valence']:+.1f}"
+    assert cells[2, 4].get_text().get_color() == "#1b7837"  # a rise beyond the noise: green
+
+
+def test_figures_have_captions_in_html_and_pdf(data, tmp_path, monkeypatch):
+    figures = report_figures(data)
+    assert list(figures) == ["trajectories", "quadrants"]
+    assert all(f.caption.strip() and f.title for f in figures.values())
+    rule = QUADRANT_RULE
+    assert f"within {rule.neutral_band:g} of {rule.threshold:g}" in figures["quadrants"].caption
+    assert all(f"{q}: {QUADRANT_DESCRIPTIONS[q]}" in figures["quadrants"].caption for q in QUADRANT_CODES)
+    html = render_html(data)
+    assert re.findall(r"<figcaption><b>Figure (\d)\.</b>", html) == ["1", "2"]
+    text = html_lib.unescape(html)
+    assert all(f.caption in text for f in figures.values())
+    (page,) = _drawn_pages(data, monkeypatch, tmp_path)[-1:]
+    subs = page.subfigs
+    assert [s.get_suptitle() for s in subs] == [f"Figure {i}. {f.title}" for i, f in enumerate(figures.values(), 1)]
+    assert [s.get_supxlabel().replace("\n", " ") for s in subs] == [f.caption for f in figures.values()]
+
+
+def test_html_is_rendered_from_the_autoescaping_template(tmp_path):
+    path = tmp_path / "h.db"
+    with SessionStore(path) as s:
+        sid = s.create_session("<img src=x onerror=alert(1)>", "m<b>")
+        for i in range(30):
+            s.add_prediction(sid, session_data.make_prediction(float(i), 6.0, 4.0, 5.0))
+        s.add_segment(sid, "\"'><script>alert('x')</script>", 10.0, 20.0)
+    html = render_html(load_report_data(path, sid))
+    assert html.startswith("<!DOCTYPE html>") and TEMPLATE_PATH.is_file()
+    assert "<script" not in html.lower() and "<img src=x" not in html and "m<b>" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html and "m&lt;b&gt;" in html
+    assert "&#34;&#39;&gt;&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    table = re.search(r"<table class=\"segments\">.*?</table>", html, re.S).group()
+    assert table.count("<tr>") == 2 and len(re.findall(r"<th[ >]", table)) == 3 + 3 * 3
+    assert '<td class="up">+1.0</td>' not in table  # a change of +0.0 is greyed, not green
+    assert '<td class="muted">' in table

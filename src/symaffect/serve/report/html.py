@@ -26,11 +26,12 @@ from symaffect.serve.report.formatting import (
 )
 from symaffect.spec import RATING_COLUMNS
 
+TEMPLATE_DIR = Path(__file__).resolve().parents[1] / "templates"
 TEMPLATE = "report.html.j2"
 MAX_GAPS_LISTED = 20
 
 _ENV = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parents[1] / "templates"),
+    loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
     autoescape=True,
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,

@@ -170,7 +170,8 @@ def figure_page(figures: Sequence[ReportFigure]) -> Figure:
     for i, (f, sub) in enumerate(zip(figures, subs), 1):
         f.draw(sub)
         sub.suptitle(f"Figure {i}. {f.title}", x=0.0, ha="left", fontsize=10, weight="bold")
-        sub.supxlabel(textwrap.fill(f.caption, CAPTION_CHARS), x=0.0, ha="left", fontsize=8, color=NOTE_COLOR)
+        caption = textwrap.fill(f.caption, CAPTION_CHARS, break_on_hyphens=False)
+        sub.supxlabel(caption, x=0.0, ha="left", fontsize=8, color=NOTE_COLOR)
     return page
 
 
