@@ -50,7 +50,7 @@ from symaffect.stream.store import SessionStore
 with SessionStore(sys.argv[3]) as s:
     q = {}
     for r in s.quality(st.session_id):
-        q[r["modality"] + ":" + r["flag"]] = q.get(r["modality"] + ":" + r["flag"], 0) + 1
+        q[r.modality + ":" + r.flag] = q.get(r.modality + ":" + r.flag, 0) + 1
 json.dump({"quality": q, "hops": st.hops, "predictions": st.predictions, "stream_seconds": st.stream_seconds,
            "cpu_seconds": st.cpu_seconds, "latencies_ms": st.latencies_ms,
            "reconnects": st.reconnects}, sys.stdout)

@@ -139,7 +139,7 @@ def test_cross_origin_write_is_refused_and_stores_nothing(db):
         assert ok.status_code == 201
     assert _digest(db) != before  # only the same-origin write landed
     with SessionStore(db) as s:
-        assert [x["track"] for x in s.segments(1)] == ["a", "x"]
+        assert [x.track for x in s.segments(1)] == ["a", "x"]
 
 
 TOKEN_CASES = [
@@ -304,7 +304,7 @@ def test_small_chunked_body_is_accepted(server):
                    headers={"content-type": "application/json"}, timeout=30)
     assert r.status_code == 201, r.text
     with SessionStore(db) as s:
-        assert "chunked" in [x["track"] for x in s.segments(1)]
+        assert "chunked" in [x.track for x in s.segments(1)]
 
 
 def _raw_request(port: int, head: bytes) -> bytes:
