@@ -42,8 +42,8 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import mmap
+import os
 import shutil
 import struct
 import tempfile

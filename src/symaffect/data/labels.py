@@ -29,7 +29,13 @@ from typing import ClassVar
 import numpy as np
 
 from symaffect.errors import ConfigError
-from symaffect.spec import LABEL_COLUMNS, QUADRANT_CODES, TASK_SETS, QuadrantRule, TaskSpec
+from symaffect.spec import (
+    LABEL_COLUMNS,
+    QUADRANT_CODES,
+    TASK_SETS,
+    QuadrantRule,
+    TaskSpec,
+)
 
 QUADRANT_NAMES = QUADRANT_CODES
 """Quadrant class names (:data:`symaffect.spec.QUADRANT_CODES`)."""

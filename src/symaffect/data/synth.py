@@ -35,7 +35,14 @@ from symaffect._io import write_json, write_text
 from symaffect.data.deap import RATING_COLUMNS
 from symaffect.data.deap_writer import write_subject
 from symaffect.errors import ConfigError
-from symaffect.spec import BASELINE_SAMPLES, CH_INDEX, DEAP_CHANNELS, EEG_CHANNELS, LABEL_COLUMNS, SFREQ
+from symaffect.spec import (
+    BASELINE_SAMPLES,
+    CH_INDEX,
+    DEAP_CHANNELS,
+    EEG_CHANNELS,
+    LABEL_COLUMNS,
+    SFREQ,
+)
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from symaffect._io import atomic_write
 from symaffect import __version__
+from symaffect._io import atomic_write
 from symaffect.errors import DataError
 from symaffect.models.registry import build_model, resolved_kwargs
 

@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from symaffect.models.baselines._blocks import BaselineModel, ConvStack, InstanceNorm, as_token
+from symaffect.models.baselines._blocks import (
+    BaselineModel,
+    ConvStack,
+    InstanceNorm,
+    as_token,
+)
 from symaffect.models.registry import register_model
 from symaffect.spec import ModalitySpec
 
