@@ -238,7 +238,7 @@ def test_assess_names_a_corrupt_metrics_json(tmp_path):
 
 def test_corrupt_synth_meta_means_the_data_are_written_again(tmp_path, monkeypatch):
     made = []
-    monkeypatch.setattr("symaffect.data.synth.generate", lambda folder, **kw: made.append(kw))
+    monkeypatch.setattr(D, "generate", lambda folder, **kw: made.append(kw))
     (tmp_path / "synth_meta.json").write_text("{not json")
     assert D._ensure_data(tmp_path, n_subjects=4, n_trials=3, seconds=13.0, seed=0) == (tmp_path, True)
     assert made == [{"n_subjects": 4, "n_trials": 3, "seconds": 13.0, "seed": 0}]
