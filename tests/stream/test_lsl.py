@@ -14,9 +14,10 @@ import uuid
 import numpy as np
 import pytest
 
-from symaffect.stream.lsl import replay, run_stream
+from symaffect.stream.lsl import SPEED_KEY, replay, run_stream
 from symaffect.stream.pipeline import Predictor, predict_recording
 from symaffect.stream.recording import deap_recording
+from symaffect.stream.session import MAX_TRACK_CHARS, parse_marker
 from symaffect.stream.store import SessionStore
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,15 @@ pytestmark = pytest.mark.slow
 
 def _name() -> str:
     return f"symaffect-test-{uuid.uuid4().hex[:10]}"
+
+
+def _stop_after(seconds: float) -> threading.Event:
+    """A stop event set after ``seconds``: a session that never ends fails instead of hanging."""
+    stop = threading.Event()
+    timer = threading.Timer(seconds, stop.set)
+    timer.daemon = True
+    timer.start()
+    return stop
 
 
 def _player(rec, name, **kw) -> threading.Thread:
@@ -58,20 +68,20 @@ def test_stream_equals_offline(run_dir, tmp_path, signals):
     th = _player(rec, name, speed=8)
     db = tmp_path / "s.db"
     st = run_stream(pr, source=name, db=db, participant="P01", stop_at_eof=True, handle_signals=False,
-                    publish=name + "-preds", resolve_timeout=20)
+                    publish=name + "-preds", resolve_timeout=20, stop=_stop_after(120))
     th.join(10)
     lt.join(10)
     with SessionStore(db) as store:
         live = store.predictions(st.session_id)
-        assert [p["t"] for p in live] == [p.t for p in offline]  # same hops, by stream time
+        assert [p.t for p in live] == [p.t for p in offline]  # same hops, by stream time
         for a, b in zip(live, offline):
             for task in ("valence", "arousal", "liking"):
-                assert a[task] == pytest.approx(b.expected[task], abs=1e-3)  # float32 transport
+                assert getattr(a, task) == pytest.approx(b.expected[task], abs=1e-3)  # float32 transport
         (seg,) = store.segments(st.session_id)
-        assert (seg["track"], seg["start"], seg["end"], seg["source"]) == ("song A", 1.0, 6.0, "lsl")
+        assert (seg.track, seg.start, seg.end, seg.source) == ("song A", 1.0, 6.0, "lsl")
         s = store.session(st.session_id)
-        assert s["ended_at"] is not None and s["participant"] == "P01"
-        assert all(p["latency_ms"] is not None and p["latency_ms"] >= 0 for p in live)
+        assert s.ended_at is not None and s.participant == "P01"
+        assert all(p.latency_ms is not None and p.latency_ms >= 0 for p in live)
     assert received and len(received[0]) == 7  # predictions published on LSL
 
 
@@ -104,10 +114,10 @@ def test_reconnect_after_outage(run_dir, tmp_path, signals):
     with SessionStore(tmp_path / "s.db") as store:
         q = store.quality(st.session_id)
         preds = store.predictions(st.session_id)
-    assert any(r["modality"] == "stream" and r["flag"] == "gap" for r in q)
-    assert any(r["flag"] == "gap" for r in q if r["modality"] != "stream")  # windows across the gap
-    gap_t = min(r["t"] for r in q if r["flag"] == "gap")
-    assert any(p["t"] < gap_t for p in preds) and any(p["t"] > gap_t + 2 for p in preds)
+    assert any(r.modality == "stream" and r.flag == "gap" for r in q)
+    assert any(r.flag == "gap" for r in q if r.modality != "stream")  # windows across the gap
+    gap_t = min(r.t for r in q if r.flag == "gap")
+    assert any(p.t < gap_t for p in preds) and any(p.t > gap_t + 2 for p in preds)
 
 
 def test_sigkill_loses_at_most_last_hop(run_dir, tmp_path, signals):
@@ -129,7 +139,7 @@ def test_sigkill_loses_at_most_last_hop(run_dir, tmp_path, signals):
             time.sleep(0.3)
             if db.exists():
                 with SessionStore(db) as s:
-                    n = sum(x["n_predictions"] for x in s.sessions())
+                    n = sum(x.n_predictions for x in s.sessions())
         assert n >= 6, "streamer produced no predictions"
         proc.send_signal(signal.SIGKILL)
         _, err = proc.communicate(timeout=20)
@@ -143,8 +153,8 @@ def test_sigkill_loses_at_most_last_hop(run_dir, tmp_path, signals):
     with SessionStore(db) as s:
         assert s.integrity_check() == "ok"
         (sess,) = s.sessions()
-        ts = [p["t"] for p in s.predictions(sess["id"])]
-    assert sess["ended_at"] is None  # killed: never ended
+        ts = [p.t for p in s.predictions(sess.id)]
+    assert sess.ended_at is None  # killed: never ended
     assert ts == [2.0 + k for k in range(len(ts))]  # every hop, in order, none missing
     assert len(logged) <= len(ts) <= len(logged) + 1  # at most the hop in flight is lost
 
@@ -157,18 +167,16 @@ def test_many_chunks_per_poll_keep_their_timestamps(run_dir, tmp_path, signals):
     name = _name()
     th = _player(rec, name, speed=1000)
     st = run_stream(pr, source=name, db=tmp_path / "s.db", stop_at_eof=True, handle_signals=False,
-                    publish=None, resolve_timeout=20)
+                    publish=None, resolve_timeout=20, stop=_stop_after(120))
     th.join(10)
     with SessionStore(tmp_path / "s.db") as store:
         assert store.quality(st.session_id) == []
-        assert [p["t"] for p in store.predictions(st.session_id)] == [p.t for p in predict_recording(pr, rec)]
-        assert store.session(st.session_id)["meta"]["replay_speed"] == 1000
+        assert [p.t for p in store.predictions(st.session_id)] == [p.t for p in predict_recording(pr, rec)]
+        assert store.session(st.session_id).meta["replay_speed"] == 1000
 
 
 def test_accelerated_loss_is_flagged_and_filled_at_stream_rate(run_dir, tmp_path, signals):
     from mne_lsl.lsl import StreamInfo, StreamOutlet, local_clock
-
-    from symaffect.stream.lsl import SPEED_KEY
 
     rec = deap_recording(signals(9))
     speed, lost = 8.0, np.arange(400, 424)  # 24 samples never sent
@@ -207,8 +215,8 @@ def test_accelerated_loss_is_flagged_and_filled_at_stream_rate(run_dir, tmp_path
     assert st.samples == rec.data.shape[1] - lost.size
     with SessionStore(tmp_path / "s.db") as store:
         q = store.quality(st.session_id)
-        preds = [p["t"] for p in store.predictions(st.session_id)]
-    dropped = sorted({r["t"] for r in q if r["flag"] == "dropped"})
+        preds = [p.t for p in store.predictions(st.session_id)]
+    dropped = sorted({r.t for r in q if r.flag == "dropped"})
     assert dropped == [4.0, 5.0]  # the windows (2 s) that hold samples 400-423 (t 3.1-3.3 s)
     assert preds == [2.0, 3.0, 6.0, 7.0, 8.0, 9.0]
 
@@ -234,12 +242,8 @@ def test_accelerated_loss_is_flagged_and_filled_at_stream_rate(run_dir, tmp_path
 )
 def test_network_markers_are_checked(payload, expected):
     """Markers come from the network: a malformed one is ignored, never a crash of the session."""
-    from symaffect.stream.lsl import parse_marker
-
     assert parse_marker(payload, 3.0) == expected
 
 
 def test_long_track_names_are_cut():
-    from symaffect.stream.lsl import MAX_TRACK_CHARS, parse_marker
-
     assert len(parse_marker("x" * 10_000, 0.0)[1]) == MAX_TRACK_CHARS

@@ -117,6 +117,17 @@ def test_resampled_sine_keeps_frequency():
     assert freqs[spec.argmax()] == pytest.approx(5.0, abs=0.2)
 
 
+@pytest.mark.parametrize("sfreq", [100.0, 128.0, 1000.0])
+def test_input_index_is_the_sample_that_completes_an_output(sfreq):
+    """What the streamer's latency relies on: output k appears when input ``input_index(k)`` arrives."""
+    pre = StreamPreprocessor(("GSR",), sfreq)
+    for i in range(int(sfreq)):
+        before = pre.n_out
+        pre.push(np.zeros((1, 1)))
+        assert all(pre.input_index(k) == i for k in range(before, pre.n_out))
+    assert pre.n_out >= 127
+
+
 def test_window_buffer_running_zscore():
     buf = WindowBuffer(1, 128)
     pre = StreamPreprocessor(("GSR",), 128.0)

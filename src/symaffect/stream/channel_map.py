@@ -134,6 +134,26 @@ def shipped_maps() -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def read_text(path: Path) -> str:
+    """The file as UTF-8 text (a BOM is skipped); DataError naming the line otherwise.
+
+    The reader of every user text file on the stream path: channel maps here, CSV and
+    BioSPPy recordings (:mod:`symaffect.stream.recording`), marker lists
+    (:func:`symaffect.stream.lsl.read_markers_csv`).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DataError(path, f"cannot read: {e.strerror or e}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(
+            path, f"line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8"
+        ) from None
+
+
 def load_channel_map(spec: str | Path | ChannelMap | None = None) -> ChannelMap:
     """Load a channel map: a YAML path, a shipped map's name, or None (``default``).
 
@@ -153,8 +173,6 @@ def load_channel_map(spec: str | Path | ChannelMap | None = None) -> ChannelMap:
         raise DataError(spec, f"channel map not found (a YAML file or one of {shipped_maps()})")
     if path.stat().st_size > MAX_MAP_BYTES:
         raise DataError(path, f"larger than {MAX_MAP_BYTES // 1024} KB: not a channel map")
-    from symaffect.stream.recording import read_text
-
     try:
         d = yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
@@ -162,3 +180,4 @@ def load_channel_map(spec: str | Path | ChannelMap | None = None) -> ChannelMap:
     except RecursionError:
         raise DataError(path, "not a channel map (YAML nested too deeply)") from None
     return _from_dict(d, str(path))
+

@@ -2,62 +2,59 @@
 
 ``replay`` pushes a :class:`Recording` through an LSL outlet (mne-lsl's bundled liblsl),
 optionally faster than real time, plus a marker stream ``<name>-markers`` carrying music
-segments as JSON strings ``{"event": "start"|"end"|"eof", "track": ..., "t": stream_s}``.
+segments as JSON strings ``{"event": "start"|"end"|"eof", "track": ..., "t": stream_s}``
+(the format :func:`symaffect.stream.session.parse_marker` checks).
 
-``run_stream`` pulls a stream with :class:`mne_lsl.lsl.StreamInlet` from its main loop
-(every sample once, in order, with its timestamp; the ring buffer is our own
-:class:`~symaffect.stream.preprocess.WindowBuffer`, sized to the window). A first version
-used :class:`mne_lsl.stream.StreamLSL` with a callback; its background acquisition thread
-was starved on a loaded 2-core machine (chunks arriving seconds late, false outages), so
-the pull moved into the main loop. It pushes the samples through the
-same :class:`~symaffect.stream.pipeline.SessionPipeline` as offline ``predict``, stores
-every hop in the :class:`~symaffect.stream.store.SessionStore` and publishes it on an LSL
-outlet ``symaffect-predictions``.
+``run_stream`` connects to a stream (:class:`LslConnection`) and runs a
+:class:`~symaffect.stream.session.LiveSession` on it (timing, gaps, outages and markers
+are described there), which stores every hop and publishes it on an LSL outlet
+``symaffect-predictions`` (:class:`PredictionOutlet`).
 
-Timing: hops fall every ``hop`` of *stream time*, counted in samples (never the wall
-clock), so an accelerated replay gives exactly the hops of an offline run. Timestamps
-are used for two things only: gaps (a jump of more than 2.5 sample periods between
-consecutive samples is filled with held samples flagged ``dropped``; longer than
-``gap_timeout`` seconds, ``gap``), and latency (LSL clock at commit minus the timestamp
-of the window's last sample). An accelerated ``replay`` announces its speed in the stream
-description (``desc/replay_speed``): the streamer then expects timestamps ``1 / (sfreq *
-speed)`` apart, so a sample lost in transport is still flagged and the fill has as many
-samples as were lost (stream time stays that of the recording).
+Pulling: :class:`LslConnection` pulls with :class:`mne_lsl.lsl.StreamInlet` from the
+session's main loop (every sample once, in order, with its timestamp; the ring buffer is
+our own :class:`~symaffect.stream.preprocess.WindowBuffer`, sized to the window). A first
+version used :class:`mne_lsl.stream.StreamLSL` with a callback; its background
+acquisition thread was starved on a loaded 2-core machine (chunks arriving seconds late,
+false outages), so the pull moved into the main loop.
+
+Speed: an accelerated ``replay`` announces its speed in the stream description
+(``desc/replay_speed``); the connection reports it to the session, which then expects
+timestamps ``1 / (sfreq * speed)`` apart.
 
 Buffers: liblsl sizes outlet and inlet queues in *nominal* seconds; at ``speed`` they
 would hold ``speed`` times fewer real seconds, so both ends scale them by the speed
 (:data:`BUFFER_SECONDS` of wall time at any speed): a consumer that falls behind on a
 loaded machine catches up instead of losing samples.
 
-Outages: when no sample arrives for ``gap_timeout`` seconds of wall time the streamer
-flags a ``stream:stall`` once and keeps its inlet (closing it would lose the samples
-still on their way). When the outlet is gone (liblsl reports the inlet lost) it flags a
-``stream:gap`` and reconnects (backoff 0.5 s doubling to 5 s) until the stream is back or
-it is stopped. Either way the missing span (from the timestamps, at most
-``max_fill_seconds``) is filled and flagged, so no window mixes data across the gap.
+Reconnection: when the outlet is gone (liblsl reports the inlet lost, or the stream no
+longer resolves) the session asks :meth:`LslConnection.reopen`, which resolves again with
+backoff (0.5 s doubling to 5 s) until the stream is back or the session is stopped.
 SIGINT / SIGTERM end the session cleanly.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
+import csv
+import io
 import json
 import logging
+import math
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from symaffect.errors import DataError
-from symaffect.spec import QUADRANT_CODES, SFREQ
-from symaffect.stream.channel_map import ChannelMap, load_channel_map
-from symaffect.stream.pipeline import HopResult, Predictor, SessionPipeline
+from symaffect.spec import QUADRANT_CODES
+from symaffect.stream.channel_map import ChannelMap, load_channel_map, read_text
+from symaffect.stream.pipeline import HopResult, Predictor
 from symaffect.stream.recording import Recording
+from symaffect.stream.session import LiveSession, StreamStats
 from symaffect.stream.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -92,12 +89,6 @@ def read_markers_csv(path: str | Path) -> list[tuple[str, float, float | None]]:
         ``start`` column, an empty track, a start or end that is not a finite number
         >= 0, or an end before its start.
     """
-    import csv
-    import io
-    import math
-
-    from symaffect.stream.recording import read_text
-
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "markers file not found")
@@ -124,47 +115,6 @@ def read_markers_csv(path: str | Path) -> list[tuple[str, float, float | None]]:
     except csv.Error as e:
         raise DataError(path, f"line {reader.line_num}: not a readable CSV row ({e})") from None
     return out
-
-
-MAX_TRACK_CHARS = 200
-"""Longest track name kept from a marker (the API's limit)."""
-
-
-def parse_marker(payload: object, default_t: float) -> tuple[str, str, float, int | None] | None:
-    """Check one marker received over the network: ``(event, track, t, n_samples)`` or None.
-
-    A marker is JSON ``{"event": "start" | "end" | "eof", "track": str, "t": seconds,
-    "n_samples": int}`` (``t`` defaults to ``default_t``), or plain text, taken as the
-    start of a track of that name. None for anything else: a non-object, an unknown event,
-    a time that is not a finite number >= 0, a sample count that is not a positive int.
-    Track names lose control characters and are cut to :data:`MAX_TRACK_CHARS`.
-    """
-    import math
-
-    if not isinstance(payload, str):
-        return None
-    try:
-        m = json.loads(payload)
-    except (ValueError, RecursionError):
-        m = {"event": "start", "track": payload}
-    if not isinstance(m, dict):
-        m = {"event": "start", "track": payload}
-    ev = m.get("event")
-    if ev == "eof":
-        n = m.get("n_samples", 0)
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**53:
-            return None
-        return "eof", "", 0.0, n or None
-    if ev not in ("start", "end"):
-        return None
-    t = m.get("t", default_t)
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
-        return None
-    track = m.get("track", "?")
-    if not isinstance(track, (str, int, float)):
-        return None
-    track = "".join(c for c in str(track) if c.isprintable()).strip()[:MAX_TRACK_CHARS] or "?"
-    return ev, track, float(t), None
 
 
 # --- replay --------------------------------------------------------------------------
@@ -295,25 +245,6 @@ def _wait_stable_consumer(outlet, timeout: float, settle: float, stop: threading
 # --- stream --------------------------------------------------------------------------
 
 
-@dataclass
-class StreamStats:
-    """What a streaming session did (returned by :func:`run_stream`)."""
-
-    session_id: int
-    hops: int = 0
-    predictions: int = 0
-    samples: int = 0
-    reconnects: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    stream_seconds: float = 0.0
-    cpu_seconds: float = 0.0
-
-
-def _quad_index(q: str | None) -> float:
-    """1-4 for Q1..Q4, 5 for Neutral, 0 for none (:data:`symaffect.spec.QUADRANT_CODES`)."""
-    return float(QUADRANT_CODES.index(q) + 1) if q in QUADRANT_CODES else 0.0
-
-
 def run_stream(
     run: str | Path | Predictor,
     *,
@@ -376,211 +307,82 @@ def run_stream(
     -------
     StreamStats
     """
-    from mne_lsl.lsl import local_clock
-
     stop = stop or threading.Event()
     predictor = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads)
     cmap = load_channel_map(channel_map)
-    old_handlers = {}
-    if handle_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old_handlers[sig] = signal.signal(sig, lambda *_: stop.set())
-    store = SessionStore(db)
-    stats: StreamStats | None = None
-    outlet = None
-    conn = None
-    cpu0 = time.process_time()
-    try:
-        conn = _Connection.open(source, cmap, timeout=resolve_timeout, stop=stop)
-        if conn is None:
-            raise DataError(source, f"no LSL stream named {source!r} found within {resolve_timeout:g} s")
-        pipe = SessionPipeline(predictor, conn.ch_names, conn.sfreq, hop=hop, window=window)
-        sid = store.create_session(
-            participant, predictor.name, run_dir=predictor.run,
-            meta={"source": source, "hop": hop, "window": predictor.window_seconds, "sfreq": conn.sfreq,
-                  "channels": list(conn.ch_names), "replay_speed": conn.speed, "absent_modalities": pipe.absent,
-                  "partial_modalities": pipe.partial, "channel_notes": conn.notes},
-        )
-        stats = StreamStats(session_id=sid)
-        if publish:
-            outlet = _prediction_outlet(publish, source)
-        fs = conn.sfreq
-        last_ts: float | None = None
-        n_in = 0  # input samples pushed into the pipeline (incl. filled)
-        ts_index: collections.deque = collections.deque(maxlen=4096)  # (first input index, ts array)
-        open_segments: dict[str, int] = {}
-        eof_samples: int | None = None
-        stalled = False
-        p, q = pipe.pre._p, pipe.pre._q  # input position of output k: k p / q
-
-        def ts_of_output(n_out: int) -> float | None:
-            """Timestamp of the input sample that completed output sample n_out - 1."""
-            idx = -(-(n_out - 1) * p // q)
-            for start, ts in reversed(ts_index):
-                if start <= idx < start + ts.size:
-                    return float(ts[idx - start])
-            return None
-
-        def handle(results: list[HopResult]) -> None:
-            for h in results:
-                stats.hops += 1
-                for f in h.quality:
-                    store.add_quality(sid, h.t, f.modality, f.flag, f.detail)
-                if h.prediction is not None:
-                    ts = ts_of_output(int(round(h.t * SFREQ)))
-                    if ts is not None:
-                        stats.latencies_ms.append(_timed_store(store, sid, h.prediction, ts, local_clock))
-                    else:
-                        store.add_prediction(sid, h.prediction)
-                    stats.predictions += 1
-                log.info("stored hop t=%.3f prediction=%s", h.t, h.prediction is not None)
-                if outlet is not None:
-                    pr = h.prediction
-                    row = [np.nan] * 3 + [0.0, 0.0, 0.0, h.t]
-                    if pr is not None:
-                        row = [pr.valence if pr.valence is not None else np.nan,
-                               pr.arousal if pr.arousal is not None else np.nan,
-                               pr.liking if pr.liking is not None else np.nan,
-                               pr.confidence, _quad_index(pr.quadrant), float(len(pr.modalities_used)), h.t]
-                    outlet.push_sample(np.asarray(row, dtype=np.float32))
-                if on_hop is not None:
-                    on_hop(h)
-
-        def push(x: np.ndarray, code: int = 0, ts: np.ndarray | None = None) -> None:
-            nonlocal n_in
-            if ts is not None:
-                ts_index.append((n_in, ts))
-            missing = None if code == 0 else np.full(x.shape[1], code, dtype=np.uint8)
-            handle(pipe.push(x, missing))
-            n_in += x.shape[1]
-
-        def fill(dt: float) -> None:
-            n_fill = int(round(dt * fs * conn.speed)) - 1  # samples missing between the two timestamps
-            if n_fill <= 0:
-                return
-            code = 3 if dt >= gap_timeout else 2
-            log.info("timestamp gap of %.4f s at stream t=%.3f: %d samples filled (%s)",
-                     dt, pipe.t, n_fill, "gap" if code == 3 else "dropped")
-            if n_fill > max_fill_seconds * fs:
-                log.warning("outage of %.1f s: filling only %.0f s", dt, max_fill_seconds)
-                n_fill = int(max_fill_seconds * fs)
-            step = int(fs * 10)
-            for a in range(0, n_fill, step):
-                push(np.full((len(conn.rows), min(step, n_fill - a)), np.nan), code)
-
-        def feed(data: np.ndarray, ts: np.ndarray) -> None:
-            nonlocal last_ts
-            x = data[:, conn.rows].T  # (C, n)
-            if last_ts is not None:
-                d = np.diff(np.concatenate([[last_ts], ts]))
-                gaps = np.flatnonzero(d > 2.5 / (fs * conn.speed))  # timestamps come speed x closer
-            else:
-                d = np.zeros(ts.size)
-                gaps = np.array([], dtype=int)
-            a = 0
-            for g in gaps:  # sample g follows a gap
-                if g > a:
-                    push(x[:, a:g], ts=ts[a:g])
-                fill(float(d[g]))
-                a = g
-            push(x[:, a:], ts=ts[a:])
-            last_ts = float(ts[-1])
-            stats.samples += ts.size
-
-        def markers() -> None:
-            nonlocal eof_samples
-            for payload, mts in conn.pull_markers():
-                default_t = pipe.t + max(0.0, mts - (last_ts or mts))
-                m = parse_marker(payload, default_t)
-                if m is None:
-                    log.warning("stream %s: ignored a malformed marker %.80r", source, payload)
-                    continue
-                ev, track, t, n = m
-                if ev == "eof":
-                    eof_samples = n
-                elif ev == "start":
-                    open_segments[track] = store.add_segment(sid, track, t, source="lsl")
-                elif ev == "end" and track in open_segments:
-                    seg = open_segments.pop(track)
-                    try:
-                        store.end_segment(seg, t)
-                    except DataError as e:  # ends before it starts: keep the segment open-ended
-                        log.warning("stream %s: marker %r: %s", source, track, e)
-
-        while not stop.is_set():
-            chunks = conn.poll(0.02)
-            got = bool(chunks)
-            markers()
-            for data, ts in chunks:
-                feed(data, ts)
-                if max_seconds is not None and pipe.t >= max_seconds:
-                    stop.set()
-                    break
-            if eof_samples is not None and stop_at_eof and stats.samples >= eof_samples:
-                markers()
-                break
-            if got:
-                stalled = False
-            silent = not got and time.monotonic() - conn.last_wall > gap_timeout
-            if conn.lost or silent:
-                if stop_at_eof and eof_samples is not None:
-                    log.warning("stream %s ended after %d of %d samples", source, stats.samples, eof_samples)
-                    store.add_quality(sid, pipe.t, "stream", "gap",
-                                      f"replay ended; {eof_samples - stats.samples} samples never arrived")
-                    break
-                if not conn.lost and not conn.alive():
-                    conn.lost = True  # the outlet no longer answers: it is gone
-                if not conn.lost:  # silent but present: keep the inlet (no sample is lost)
-                    if not stalled:
-                        log.warning("stream %s: no data for %.1f s; waiting", source, gap_timeout)
-                        store.add_quality(sid, pipe.t, "stream", "stall", f"no data for {gap_timeout:g} s")
-                        stalled = True
-                    continue
-                log.warning("stream %s: lost; reconnecting", source)
-                store.add_quality(sid, pipe.t, "stream", "gap", "stream lost; reconnecting")
+    with _stop_on_signals(stop, enabled=handle_signals), contextlib.closing(SessionStore(db)) as store:
+        conn: LslConnection | None = None
+        session: LiveSession | None = None
+        cpu0 = time.process_time()
+        try:
+            conn = LslConnection.open(source, cmap, timeout=resolve_timeout, stop=stop)
+            if conn is None:
+                raise DataError(source, f"no LSL stream named {source!r} found within {resolve_timeout:g} s")
+            listeners = [PredictionOutlet(publish, source).push] if publish else []
+            if on_hop is not None:
+                listeners.append(on_hop)
+            session = LiveSession(
+                predictor, conn, store, source=source, participant=participant, hop=hop, window=window,
+                listeners=listeners, gap_timeout=gap_timeout, max_fill_seconds=max_fill_seconds,
+                max_seconds=max_seconds, stop_at_eof=stop_at_eof, stop=stop,
+            )
+            return session.run()
+        finally:
+            if session is not None:
+                session.stats.cpu_seconds = time.process_time() - cpu0
+                session.close()
+            elif conn is not None:
                 conn.close()
-                conn = _Connection.open(source, cmap, timeout=None, stop=stop, expect=(conn.ch_names, fs))
-                if conn is None:
-                    break
-                stats.reconnects += 1
-                eof_samples = None
-        for track, seg in open_segments.items():
-            store.end_segment(seg, pipe.t)
-        store.end_session(sid)
-        stats.stream_seconds = pipe.t
-        return stats
+
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event, *, enabled: bool) -> Iterator[None]:
+    """SIGINT / SIGTERM set ``stop`` inside the block (main thread only; handlers restored after)."""
+    old = {}
+    if enabled and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
     finally:
-        stats_cpu = time.process_time() - cpu0
-        if stats is not None:
-            stats.cpu_seconds = stats_cpu
-            try:
-                if store.session(stats.session_id)["ended_at"] is None:
-                    store.end_session(stats.session_id)
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                log.exception("could not end session")
-        if conn is not None:
-            conn.close()
-        store.close()
-        del outlet
-        for sig, h in old_handlers.items():
+        for sig, h in old.items():
             signal.signal(sig, h)
 
 
-def _timed_store(store: SessionStore, sid: int, pred, ts: float, clock) -> float:
-    """Store ``pred`` with its latency (LSL clock at commit minus ``ts``), in ms."""
-    t_before = clock()
-    pred.latency_ms = (t_before - ts) * 1000.0
-    store.add_prediction(sid, pred)
-    return (clock() - ts) * 1000.0
+def _quad_index(q: str | None) -> float:
+    """1-4 for Q1..Q4, 5 for Neutral, 0 for none (:data:`symaffect.spec.QUADRANT_CODES`)."""
+    return float(QUADRANT_CODES.index(q) + 1) if q in QUADRANT_CODES else 0.0
 
 
-def _prediction_outlet(name: str, source: str):
-    from mne_lsl.lsl import StreamInfo, StreamOutlet
+class PredictionOutlet:
+    """An LSL outlet of predictions: one sample of :data:`PREDICTION_CHANNELS` per hop.
 
-    info = StreamInfo(name, "Affect", len(PREDICTION_CHANNELS), 0.0, "float32",
-                      f"symaffect-{source}-{uuid.uuid4().hex[:8]}")
-    info.set_channel_names(list(PREDICTION_CHANNELS))
-    return StreamOutlet(info)
+    Parameters
+    ----------
+    name : str
+        The outlet's stream name.
+    source : str
+        The data stream's name (part of the outlet's source id).
+    """
+
+    def __init__(self, name: str, source: str):
+        from mne_lsl.lsl import StreamInfo, StreamOutlet
+
+        info = StreamInfo(name, "Affect", len(PREDICTION_CHANNELS), 0.0, "float32",
+                          f"symaffect-{source}-{uuid.uuid4().hex[:8]}")
+        info.set_channel_names(list(PREDICTION_CHANNELS))
+        self._outlet = StreamOutlet(info)
+
+    def push(self, h: HopResult) -> None:
+        """Publish one hop (NaN ratings, confidence and quadrant 0 when it has no prediction)."""
+        pr = h.prediction
+        row = [np.nan] * 3 + [0.0, 0.0, 0.0, h.t]
+        if pr is not None:
+            row = [pr.valence if pr.valence is not None else np.nan,
+                   pr.arousal if pr.arousal is not None else np.nan,
+                   pr.liking if pr.liking is not None else np.nan,
+                   pr.confidence, _quad_index(pr.quadrant), float(len(pr.modalities_used)), h.t]
+        self._outlet.push_sample(np.asarray(row, dtype=np.float32))
 
 
 def _replay_speed(sinfo) -> float:
@@ -592,41 +394,67 @@ def _replay_speed(sinfo) -> float:
     return speed if np.isfinite(speed) and speed > 0 else 1.0
 
 
-class _Connection:
-    """A connected data inlet and its optional marker inlet.
+class LslConnection:
+    """A connected LSL data inlet and its optional marker inlet (a
+    :class:`~symaffect.stream.session.Connection`).
 
-    The data is pulled with :class:`mne_lsl.lsl.StreamInlet` from the main loop (no
-    acquisition thread): every sample arrives once, in order, with its timestamp; the
-    ring buffer is :class:`~symaffect.stream.preprocess.WindowBuffer`.
+    The data is pulled with :class:`mne_lsl.lsl.StreamInlet` from the session's main loop
+    (no acquisition thread): every sample arrives once, in order, with its timestamp.
+    Build one with :meth:`open`.
+
+    Parameters
+    ----------
+    inlet : mne_lsl.lsl.StreamInlet
+        The open data inlet.
+    rows : list of int
+        Stream columns of the mapped channels, in ``ch_names`` order.
+    ch_names : tuple of str
+        DEAP name of each mapped channel.
+    sfreq : float
+    notes : list of str
+        Stream channels left out and why.
+    marker_inlet : mne_lsl.lsl.StreamInlet or None
+    speed : float
+        Replay speed announced by the stream.
+    source, source_id : str
+        The stream's name and LSL source id.
+    cmap : ChannelMap
+        The channel map (for :meth:`reopen`).
     """
 
-    def __init__(self, inlet, rows: list[int], ch_names: tuple[str, ...], sfreq: float,
-                 notes: list[str], marker_inlet, speed: float = 1.0):
+    def __init__(self, inlet, rows: list[int], ch_names: tuple[str, ...], sfreq: float, notes: list[str],
+                 marker_inlet, *, speed: float, source: str, source_id: str, cmap: ChannelMap):
         self.inlet, self.rows = inlet, rows
         self.speed = speed
         self.ch_names, self.sfreq, self.notes = ch_names, sfreq, notes
         self.marker_inlet = marker_inlet
+        self.source, self.source_id, self.cmap = source, source_id, cmap
         self.last_wall = time.monotonic()
         self.lost = False
         self._checked = 0.0
 
-    def alive(self) -> bool:
-        """Whether the outlet still answers a resolve query (checked at most once a second)."""
-        from mne_lsl.lsl import resolve_streams
-
-        now = time.monotonic()
-        if now - self._checked < 1.0:
-            return True
-        self._checked = now
-        try:
-            return bool(resolve_streams(timeout=0.5, name=self.source, source_id=self.source_id))
-        except Exception:  # noqa: BLE001
-            return True
-
     @classmethod
     def open(cls, source: str, cmap: ChannelMap, *, timeout: float | None, stop: threading.Event,
-             expect: tuple | None = None) -> _Connection | None:
-        """Resolve and connect, retrying with backoff; None if stopped or timed out."""
+             expect: tuple | None = None) -> LslConnection | None:
+        """Resolve and connect, retrying with backoff; None if stopped or timed out.
+
+        Parameters
+        ----------
+        source : str
+            The stream's name.
+        cmap : ChannelMap
+        timeout : float or None
+            Seconds to keep trying (None: until stopped).
+        stop : threading.Event
+        expect : (tuple of str, float) or None
+            Mapped channel names and rate the stream must have (a reconnection).
+
+        Raises
+        ------
+        DataError
+            An irregular stream, no mapped channel, or other channels or rate than
+            ``expect``.
+        """
         from mne_lsl.lsl import StreamInlet, resolve_streams
 
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -668,9 +496,8 @@ class _Connection:
                         raise DataError(source, "the stream came back with other channels or rate")
                     log.info("connected to %s (%d channels mapped, %.6g Hz, speed %g)",
                              source, len(rows), sfreq, speed)
-                    conn = cls(inlet, rows, ch_names, sfreq, notes, minlet, speed=speed)
-                    conn.source, conn.source_id = source, sinfo.source_id
-                    return conn
+                    return cls(inlet, rows, ch_names, sfreq, notes, minlet, speed=speed, source=source,
+                               source_id=sinfo.source_id, cmap=cmap)
                 except DataError:
                     raise
                 except Exception as e:  # noqa: BLE001 - a stream that vanished while connecting
@@ -681,8 +508,32 @@ class _Connection:
             delay = min(delay * 2, 5.0)
         return None
 
+    def reopen(self, stop: threading.Event) -> LslConnection | None:
+        """Connect again to the same stream (same channels and rate), until stopped."""
+        return type(self).open(self.source, self.cmap, timeout=None, stop=stop, expect=(self.ch_names, self.sfreq))
+
+    def alive(self) -> bool:
+        """Whether the outlet still answers a resolve query (checked at most once a second)."""
+        from mne_lsl.lsl import resolve_streams
+
+        now = time.monotonic()
+        if now - self._checked < 1.0:
+            return True
+        self._checked = now
+        try:
+            return bool(resolve_streams(timeout=0.5, name=self.source, source_id=self.source_id))
+        except Exception:  # noqa: BLE001
+            return True
+
+    def clock(self) -> float:
+        """Now, on LSL's clock (the clock of the timestamps)."""
+        from mne_lsl.lsl import local_clock
+
+        return local_clock()
+
     def poll(self, timeout: float) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Chunks ``(data (n, C) float64, timestamps (n,))`` that arrived (waits up to ``timeout``)."""
+        """Chunks ``(data (n, C) float64, timestamps (n,))`` that arrived (waits up to
+        ``timeout``); ``C`` are the mapped channels, in ``ch_names`` order."""
         out = []
         if self.lost:
             return out
@@ -704,14 +555,16 @@ class _Connection:
                 time.sleep(min(POLL_STEP_S, left))
                 continue
             # pull_chunk returns views of buffers that the inlet reuses on the next pull:
-            # copy both (np.asarray would keep a view of a float64 array, so an earlier
-            # chunk would silently take the timestamps, or data, of a later one)
-            out.append((np.array(data, dtype=np.float64, copy=True), np.array(ts, dtype=np.float64, copy=True)))
+            # copy both (np.asarray alone would keep a view of a float64 array, so an
+            # earlier chunk would silently take the timestamps, or data, of a later one);
+            # selecting the mapped columns copies the data
+            out.append((np.asarray(data, dtype=np.float64)[:, self.rows], np.array(ts, dtype=np.float64, copy=True)))
         if out:
             self.last_wall = time.monotonic()
         return out
 
     def pull_markers(self) -> list[tuple[str, float]]:
+        """Marker payloads that arrived, with their timestamps (none once the marker stream is lost)."""
         if self.marker_inlet is None:
             return []
         try:
@@ -721,6 +574,7 @@ class _Connection:
         return [(row[0], float(t)) for row, t in zip(data, ts)]
 
     def close(self) -> None:
+        """Close both inlets (best effort)."""
         for inlet in (self.inlet, self.marker_inlet):
             if inlet is None:
                 continue

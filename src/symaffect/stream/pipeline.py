@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from symaffect._io import write_json, write_text
 from symaffect.errors import DataError
+from symaffect.models.checkpoint import load_checkpoint
 from symaffect.spec import MODALITIES, SFREQ
 from symaffect.stream.prediction import Prediction
 from symaffect.stream.preprocess import StreamPreprocessor, WindowBuffer
@@ -64,8 +66,6 @@ def load_run(run: str | Path, *, device: str = "cpu"):
         ``model_name``, ``kwargs``, ``extra`` (``window_seconds``, ``preprocess``,
         ``tasks`` when the trainer wrote them), ``checkpoint``.
     """
-    from symaffect.models.checkpoint import load_checkpoint
-
     ckpt = checkpoint_path(run)
     model, info = load_checkpoint(ckpt, map_location=device)
     info = dict(info)
@@ -88,8 +88,6 @@ class Predictor:
     """
 
     def __init__(self, run: str | Path, *, device: str = "cpu", num_threads: int | None = None):
-        import torch
-
         if num_threads is not None:
             torch.set_num_threads(int(num_threads))
         self.device = device
@@ -130,8 +128,6 @@ class Predictor:
         coverage : float or None
             See :meth:`Prediction.from_probabilities`.
         """
-        import torch
-
         if not x:
             raise DataError("window", "no modality given")
         batch = {}

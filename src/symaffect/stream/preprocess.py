@@ -133,6 +133,15 @@ class StreamPreprocessor:
     def n_out(self) -> int:
         return self._k_next
 
+    def input_index(self, k: int) -> int:
+        """Index of the input sample whose arrival completes output sample ``k``.
+
+        Output ``k`` sits at input position ``k * sfreq / sfreq_out``; it is emitted once
+        the input sample at the next integer position has arrived (the same sample at
+        equal rates).
+        """
+        return -(-k * self._p // self._q)
+
     def push(self, x: np.ndarray, missing: np.ndarray | None = None) -> Chunk:
         """Process the next input samples.
 

@@ -14,11 +14,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mne
 import numpy as np
 
+from symaffect.data.bdf import ANNOTATION_LABELS, read_bdf_header
+from symaffect.data.deap import read_subject
 from symaffect.errors import DataError
 from symaffect.spec import BASELINE_SAMPLES, DEAP_CHANNELS, SFREQ
-from symaffect.stream.channel_map import ChannelMap, load_channel_map
+from symaffect.stream.channel_map import ChannelMap, load_channel_map, read_text
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +147,6 @@ def read_recording(
 
 
 def _read_deap(path: Path, cmap: ChannelMap, trial: int | None) -> Recording:
-    from symaffect.data.deap import read_subject
-
     rec = read_subject(path, subject=0)
     trial = 1 if trial is None else int(trial)
     if not 1 <= trial <= rec.n_trials:
@@ -157,10 +158,6 @@ def _read_deap(path: Path, cmap: ChannelMap, trial: int | None) -> Recording:
 
 
 def _read_mne(path: Path, cmap: ChannelMap) -> Recording:
-    import mne
-
-    from symaffect.data.bdf import ANNOTATION_LABELS, read_bdf_header
-
     empty: set[int] = set()  # MNE positions of signals with no samples (MNE fills them with zeros)
     notes: list[str] = []
     if path.suffix.lower() in (".edf", ".bdf"):
@@ -202,21 +199,6 @@ def _parse_float(cell: str) -> float:
     if not np.isfinite(v):
         raise ValueError(f"{cell!r} is not finite")
     return v
-
-
-def read_text(path: Path) -> str:
-    """The file as UTF-8 text (a BOM is skipped); DataError naming the line otherwise."""
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(path, f"cannot read: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            path, f"line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8"
-        ) from None
 
 
 def _read_csv(path: Path, cmap: ChannelMap, sfreq: float | None) -> Recording:

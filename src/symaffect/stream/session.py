@@ -1,0 +1,405 @@
+"""A live session: samples in, every hop predicted, stored and published.
+
+:class:`LiveSession` is the loop behind ``symaffect stream``. It pulls the samples of one
+connected source (a :class:`Connection`; :class:`symaffect.stream.lsl.LslConnection` for
+an LSL stream) and pushes them through the same
+:class:`~symaffect.stream.pipeline.SessionPipeline` as offline ``predict``, stores every
+hop in the :class:`~symaffect.stream.store.SessionStore` and hands it to its listeners
+(the LSL prediction outlet, a caller's callback). It knows nothing of the transport;
+:func:`symaffect.stream.lsl.run_stream` builds one and runs it.
+
+Timing: hops fall every ``hop`` of *stream time*, counted in samples (never the wall
+clock), so an accelerated replay gives exactly the hops of an offline run. Timestamps
+are used for two things only: gaps (a jump of more than 2.5 sample periods between
+consecutive samples is filled with held samples flagged ``dropped``; longer than
+``gap_timeout`` seconds, ``gap``), and latency (the source's clock at commit minus the
+timestamp of the window's last sample). A source that replays faster than real time
+says so (``speed``): its timestamps are then expected ``1 / (sfreq * speed)`` apart, so
+a sample lost in transport is still flagged and the fill has as many samples as were
+lost (stream time stays that of the recording).
+
+Outages: when no sample arrives for ``gap_timeout`` seconds of wall time the session
+flags a ``stream:stall`` once and keeps its connection (closing it would lose the
+samples still on their way). When the source is gone it flags a ``stream:gap`` and
+reconnects (:meth:`Connection.reopen`) until the source is back or the session is
+stopped. Either way the missing span (from the timestamps, at most ``max_fill_seconds``)
+is filled and flagged, so no window mixes data across the gap.
+
+Markers: a source may carry music segments as marker strings, JSON
+``{"event": "start"|"end"|"eof", "track": ..., "t": stream_s, "n_samples": int}``
+(checked by :func:`parse_marker`; plain text is the start of a track of that name).
+Segments are stored as they open and close; ``eof`` says how many samples a replay sent.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from symaffect.errors import DataError
+from symaffect.spec import SFREQ
+from symaffect.stream.pipeline import HopResult, Predictor, SessionPipeline
+from symaffect.stream.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 0.02
+"""Longest wait for samples in one turn of the loop (s)."""
+
+TS_INDEX_CHUNKS = 4096
+"""Chunks whose timestamps are kept for latency (far more than one window holds)."""
+
+MAX_TRACK_CHARS = 200
+"""Longest track name kept from a marker (the API's limit)."""
+
+
+class Connection(Protocol):
+    """What a :class:`LiveSession` needs from a connected source.
+
+    Attributes
+    ----------
+    ch_names : tuple of str
+        DEAP channel name of each column that :meth:`poll` returns.
+    sfreq : float
+        Nominal sampling rate (Hz).
+    speed : float
+        Replay speed announced by the source (1 for a live source).
+    notes : list of str
+        Source channels left out and why.
+    lost : bool
+        The source is gone (a pull failed).
+    last_wall : float
+        ``time.monotonic()`` when samples last arrived.
+    """
+
+    ch_names: tuple[str, ...]
+    sfreq: float
+    speed: float
+    notes: list[str]
+    lost: bool
+    last_wall: float
+
+    def poll(self, timeout: float) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Chunks ``(data (n, C) float64, timestamps (n,))`` that arrived (waits up to ``timeout``)."""
+
+    def pull_markers(self) -> list[tuple[str, float]]:
+        """Marker payloads that arrived, with their timestamps."""
+
+    def alive(self) -> bool:
+        """Whether the source still answers (a silent source may still be there)."""
+
+    def clock(self) -> float:
+        """Now, on the clock of the timestamps."""
+
+    def reopen(self, stop: threading.Event) -> Connection | None:
+        """Connect again to the same source (same channels and rate); None once stopped."""
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+@dataclass
+class StreamStats:
+    """What a streaming session did (returned by :func:`symaffect.stream.lsl.run_stream`)."""
+
+    session_id: int
+    hops: int = 0
+    predictions: int = 0
+    samples: int = 0
+    reconnects: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    stream_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def parse_marker(payload: object, default_t: float) -> tuple[str, str, float, int | None] | None:
+    """Check one marker received over the network: ``(event, track, t, n_samples)`` or None.
+
+    A marker is JSON ``{"event": "start" | "end" | "eof", "track": str, "t": seconds,
+    "n_samples": int}`` (``t`` defaults to ``default_t``), or plain text, taken as the
+    start of a track of that name. None for anything else: a non-object, an unknown event,
+    a time that is not a finite number >= 0, a sample count that is not a positive int.
+    Track names lose control characters and are cut to :data:`MAX_TRACK_CHARS`.
+    """
+    if not isinstance(payload, str):
+        return None
+    try:
+        m = json.loads(payload)
+    except (ValueError, RecursionError):
+        m = {"event": "start", "track": payload}
+    if not isinstance(m, dict):
+        m = {"event": "start", "track": payload}
+    ev = m.get("event")
+    if ev == "eof":
+        n = m.get("n_samples", 0)
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < 2**53:
+            return None
+        return "eof", "", 0.0, n or None
+    if ev not in ("start", "end"):
+        return None
+    t = m.get("t", default_t)
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        return None
+    track = m.get("track", "?")
+    if not isinstance(track, (str, int, float)):
+        return None
+    track = "".join(c for c in str(track) if c.isprintable()).strip()[:MAX_TRACK_CHARS] or "?"
+    return ev, track, float(t), None
+
+
+class LiveSession:
+    """One live session: pull samples, predict every hop, store it and hand it on.
+
+    The constructor builds the pipeline for the connection's channels and rate and starts
+    the session in the store; :meth:`run` loops until stopped, until a replay's last
+    sample (``stop_at_eof``), ``max_seconds`` of stream time or a source that does not
+    come back, then ends the session; :meth:`close` releases the connection (and ends the
+    session in the store if :meth:`run` did not get to).
+
+    Parameters
+    ----------
+    predictor : Predictor
+    conn : Connection
+        A connected source.
+    store : SessionStore
+    source : str
+        The source's name (session meta, log lines).
+    participant : str
+        Pseudonym stored with the session.
+    hop, window : float, float or None
+        See :class:`~symaffect.stream.pipeline.SessionPipeline`.
+    listeners : sequence of callable
+        Called in order with every :class:`HopResult` after it was stored.
+    gap_timeout : float
+        Wall seconds without data that count as an outage; a timestamp jump this long is
+        flagged ``gap`` (shorter ones ``dropped``).
+    max_fill_seconds : float
+        Longest outage filled with flagged samples.
+    max_seconds : float or None
+        Stop after this much stream time.
+    stop_at_eof : bool
+        Stop once an ``eof`` marker says every sample has arrived.
+    stop : threading.Event or None
+        Set it to end the session.
+
+    Attributes
+    ----------
+    pipe : SessionPipeline
+    stats : StreamStats
+    conn : Connection or None
+        The current connection (replaced on reconnection; None once lost for good).
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        conn: Connection,
+        store: SessionStore,
+        *,
+        source: str,
+        participant: str = "anonymous",
+        hop: float = 1.0,
+        window: float | None = None,
+        listeners: Sequence[Callable[[HopResult], None]] = (),
+        gap_timeout: float = 2.0,
+        max_fill_seconds: float = 600.0,
+        max_seconds: float | None = None,
+        stop_at_eof: bool = False,
+        stop: threading.Event | None = None,
+    ):
+        self.pipe = SessionPipeline(predictor, conn.ch_names, conn.sfreq, hop=hop, window=window)
+        self.sid = store.create_session(
+            participant, predictor.name, run_dir=predictor.run,
+            meta={"source": source, "hop": hop, "window": predictor.window_seconds, "sfreq": conn.sfreq,
+                  "channels": list(conn.ch_names), "replay_speed": conn.speed,
+                  "absent_modalities": self.pipe.absent, "partial_modalities": self.pipe.partial,
+                  "channel_notes": conn.notes},
+        )
+        self.stats = StreamStats(session_id=self.sid)
+        self.conn: Connection | None = conn
+        self.store = store
+        self.source = source
+        self.listeners = tuple(listeners)
+        self.gap_timeout = gap_timeout
+        self.max_fill_seconds = max_fill_seconds
+        self.max_seconds = max_seconds
+        self.stop_at_eof = stop_at_eof
+        self.stop = stop or threading.Event()
+        self.fs = conn.sfreq
+        self.last_ts: float | None = None  # timestamp of the last sample received
+        self.n_in = 0  # input samples pushed into the pipeline (incl. filled)
+        self.ts_index: collections.deque = collections.deque(maxlen=TS_INDEX_CHUNKS)  # (first input index, ts)
+        self.open_segments: dict[str, int] = {}  # track -> segment id
+        self.eof_samples: int | None = None
+        self.stalled = False
+
+    # ------------------------------------------------------------------ loop
+    def run(self) -> StreamStats:
+        """Run the session to its end (see class docstring) and end it in the store."""
+        while not self.stop.is_set():
+            chunks = self.conn.poll(POLL_TIMEOUT_S)
+            self._markers()
+            for data, ts in chunks:
+                self._feed(data, ts)
+                if self.max_seconds is not None and self.pipe.t >= self.max_seconds:
+                    self.stop.set()
+                    break
+            if self.stop_at_eof and self.eof_samples is not None and self.stats.samples >= self.eof_samples:
+                self._markers()
+                break
+            if chunks:
+                self.stalled = False
+            silent = not chunks and time.monotonic() - self.conn.last_wall > self.gap_timeout
+            if (self.conn.lost or silent) and not self._outage():
+                break
+        for seg in self.open_segments.values():
+            self.store.end_segment(seg, self.pipe.t)
+        self.store.end_session(self.sid)
+        self.stats.stream_seconds = self.pipe.t
+        return self.stats
+
+    def close(self) -> None:
+        """Release the connection; end the session in the store if it is still open."""
+        try:
+            self.store.end_session(self.sid)  # a no-op once ended
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            log.exception("could not end session")
+        if self.conn is not None:
+            self.conn.close()
+
+    def _outage(self) -> bool:
+        """No data for ``gap_timeout``, or the source is gone: flag it, wait or reconnect.
+
+        Returns
+        -------
+        bool
+            False when the session ends (a replay that will not send its missing
+            samples, or stopped while reconnecting).
+        """
+        if self.stop_at_eof and self.eof_samples is not None:
+            missing = self.eof_samples - self.stats.samples
+            log.warning("stream %s ended after %d of %d samples", self.source, self.stats.samples, self.eof_samples)
+            self.store.add_quality(self.sid, self.pipe.t, "stream", "gap",
+                                   f"replay ended; {missing} samples never arrived")
+            return False
+        if not self.conn.lost and self.conn.alive():  # silent but present: keep it (no sample is lost)
+            if not self.stalled:
+                log.warning("stream %s: no data for %.1f s; waiting", self.source, self.gap_timeout)
+                self.store.add_quality(self.sid, self.pipe.t, "stream", "stall", f"no data for {self.gap_timeout:g} s")
+                self.stalled = True
+            return True
+        log.warning("stream %s: lost; reconnecting", self.source)
+        self.store.add_quality(self.sid, self.pipe.t, "stream", "gap", "stream lost; reconnecting")
+        self.conn.close()
+        self.conn = self.conn.reopen(self.stop)
+        if self.conn is None:
+            return False
+        self.stats.reconnects += 1
+        self.eof_samples = None
+        return True
+
+    # ------------------------------------------------------------------ samples
+    def _feed(self, data: np.ndarray, ts: np.ndarray) -> None:
+        """Push one received chunk ``data`` (n, C) with timestamps ``ts`` (n,), filling gaps."""
+        x = data.T  # (C, n)
+        if self.last_ts is not None:
+            d = np.diff(np.concatenate([[self.last_ts], ts]))
+            gaps = np.flatnonzero(d > 2.5 / (self.fs * self.conn.speed))  # timestamps come speed x closer
+        else:
+            d = np.zeros(ts.size)
+            gaps = np.array([], dtype=int)
+        a = 0
+        for g in gaps:  # sample g follows a gap
+            if g > a:
+                self._push(x[:, a:g], ts=ts[a:g])
+            self._fill(float(d[g]))
+            a = g
+        self._push(x[:, a:], ts=ts[a:])
+        self.last_ts = float(ts[-1])
+        self.stats.samples += ts.size
+
+    def _fill(self, dt: float) -> None:
+        """Fill the samples missing across a timestamp jump of ``dt`` seconds (flagged)."""
+        n_fill = int(round(dt * self.fs * self.conn.speed)) - 1  # samples missing between the two timestamps
+        if n_fill <= 0:
+            return
+        code = 3 if dt >= self.gap_timeout else 2
+        log.info("timestamp gap of %.4f s at stream t=%.3f: %d samples filled (%s)",
+                 dt, self.pipe.t, n_fill, "gap" if code == 3 else "dropped")
+        if n_fill > self.max_fill_seconds * self.fs:
+            log.warning("outage of %.1f s: filling only %.0f s", dt, self.max_fill_seconds)
+            n_fill = int(self.max_fill_seconds * self.fs)
+        step = int(self.fs * 10)
+        for a in range(0, n_fill, step):
+            self._push(np.full((len(self.pipe.ch_names), min(step, n_fill - a)), np.nan), code)
+
+    def _push(self, x: np.ndarray, code: int = 0, ts: np.ndarray | None = None) -> None:
+        """Push samples ``x`` (C, n) (``code``: their missing code) and handle the hops."""
+        if ts is not None:
+            self.ts_index.append((self.n_in, ts))
+        missing = None if code == 0 else np.full(x.shape[1], code, dtype=np.uint8)
+        self._handle(self.pipe.push(x, missing))
+        self.n_in += x.shape[1]
+
+    # ------------------------------------------------------------------ hops
+    def _handle(self, results: list[HopResult]) -> None:
+        """Store every hop (quality rows, prediction with its latency), then hand it on."""
+        for h in results:
+            self.stats.hops += 1
+            for f in h.quality:
+                self.store.add_quality(self.sid, h.t, f.modality, f.flag, f.detail)
+            if h.prediction is not None:
+                self._store_prediction(h)
+                self.stats.predictions += 1
+            log.info("stored hop t=%.3f prediction=%s", h.t, h.prediction is not None)
+            for listener in self.listeners:
+                listener(h)
+
+    def _store_prediction(self, h: HopResult) -> None:
+        """Store the hop's prediction with its latency (clock at commit minus the timestamp
+        of the window's last sample), when that timestamp is known."""
+        ts = self._timestamp_of(int(round(h.t * SFREQ)))
+        if ts is None:
+            self.store.add_prediction(self.sid, h.prediction)
+            return
+        h.prediction.latency_ms = (self.conn.clock() - ts) * 1000.0
+        self.store.add_prediction(self.sid, h.prediction)
+        self.stats.latencies_ms.append((self.conn.clock() - ts) * 1000.0)
+
+    def _timestamp_of(self, n_out: int) -> float | None:
+        """Timestamp of the input sample that completed output sample ``n_out - 1``."""
+        idx = self.pipe.pre.input_index(n_out - 1)
+        for start, ts in reversed(self.ts_index):
+            if start <= idx < start + ts.size:
+                return float(ts[idx - start])
+        return None
+
+    # ------------------------------------------------------------------ markers
+    def _markers(self) -> None:
+        """Open and close segments from the markers that arrived; note an ``eof``."""
+        for payload, mts in self.conn.pull_markers():
+            default_t = self.pipe.t + max(0.0, mts - (self.last_ts or mts))
+            m = parse_marker(payload, default_t)
+            if m is None:
+                log.warning("stream %s: ignored a malformed marker %.80r", self.source, payload)
+                continue
+            ev, track, t, n = m
+            if ev == "eof":
+                self.eof_samples = n
+            elif ev == "start":
+                self.open_segments[track] = self.store.add_segment(self.sid, track, t, source="lsl")
+            elif ev == "end" and track in self.open_segments:
+                seg = self.open_segments.pop(track)
+                try:
+                    self.store.end_segment(seg, t)
+                except DataError as e:  # ends before it starts: keep the segment open-ended
+                    log.warning("stream %s: marker %r: %s", self.source, track, e)
