@@ -81,7 +81,8 @@ class PreprocessingContract:
     def __post_init__(self) -> None:
         where = "preprocess"
         if self.version != CONTRACT_VERSION:
-            raise DataError(where, f"contract version {self.version} is not {CONTRACT_VERSION} (made by another symaffect)")
+            raise DataError(f"{where}.version",
+                            f"{self.version!r} is not {CONTRACT_VERSION} (made by another symaffect)")
         if not (isinstance(self.sfreq, (int, float)) and math.isfinite(self.sfreq) and self.sfreq > 0):
             raise DataError(f"{where}.sfreq", f"must be a positive number, got {self.sfreq!r}")
         if not (isinstance(self.window_samples, int) and self.window_samples >= 8):
@@ -173,21 +174,29 @@ class PreprocessingContract:
         unknown = sorted(set(d) - known)
         if unknown:
             raise DataError("preprocess", f"unknown field(s) {unknown}")
-        try:
-            if d.get("modalities") is not None:
-                d["modalities"] = tuple(str(m) for m in d["modalities"])
-            if d.get("eeg_band") is not None:
-                lo, hi = d["eeg_band"]
-                d["eeg_band"] = (float(lo), float(hi))
-            for k in ("norm_mean", "norm_std"):
-                if d.get(k) is not None:
-                    d[k] = {str(c): float(v) for c, v in dict(d[k]).items()}
-            for k in ("sfreq", "baseline_seconds"):
-                if k in d:
-                    d[k] = float(d[k])
-        except (TypeError, ValueError) as err:
-            raise DataError("preprocess", f"malformed field: {err}") from None
+        for key, convert in _CONVERT.items():
+            if d.get(key) is not None:
+                try:
+                    d[key] = convert(d[key])
+                except (TypeError, ValueError) as err:
+                    raise DataError(f"preprocess.{key}", f"malformed: {err}") from None
         return cls(**d)
+
+
+def _band(v) -> tuple[float, float]:
+    lo, hi = v
+    return float(lo), float(hi)
+
+
+_CONVERT = {
+    "modalities": lambda v: tuple(str(m) for m in v),
+    "eeg_band": _band,
+    "norm_mean": lambda v: {str(c): float(x) for c, x in dict(v).items()},
+    "norm_std": lambda v: {str(c): float(x) for c, x in dict(v).items()},
+    "sfreq": float,
+    "baseline_seconds": float,
+}
+"""JSON value -> field value, per field that needs it (:meth:`PreprocessingContract.from_dict`)."""
 
 
 def _from_legacy(d: dict) -> dict:
@@ -198,10 +207,10 @@ def _from_legacy(d: dict) -> dict:
     if "norm" in d:
         out["norm"] = d["norm"]
     if "norm_mean" in d:
-        names = d.get("ch_names") or []
-        if len(names) != len(d["norm_mean"]) or len(names) != len(d.get("norm_std") or []):
-            raise DataError("preprocess.norm_mean", "length does not match ch_names")
-        out["norm_mean"] = dict(zip(names, d["norm_mean"]))
-        out["norm_std"] = dict(zip(names, d["norm_std"]))
+        names, mean, std = d.get("ch_names") or [], d["norm_mean"], d.get("norm_std") or []
+        if not all(isinstance(v, (list, tuple)) for v in (names, mean, std)) or not len(names) == len(mean) == len(std):
+            raise DataError("preprocess.norm_mean", "norm_mean, norm_std and ch_names must be lists of one length")
+        out["norm_mean"] = dict(zip(names, mean))
+        out["norm_std"] = dict(zip(names, std))
     out["eeg_band"] = d.get("eeg_band", (4.0, 45.0))
     return out

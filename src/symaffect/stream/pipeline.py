@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from symaffect._io import write_json, write_text
+from symaffect.data.contract import PreprocessingContract
 from symaffect.errors import DataError
 from symaffect.models.checkpoint import load_checkpoint
 from symaffect.spec import MODALITIES, SFREQ
@@ -85,6 +86,18 @@ class Predictor:
     num_threads : int or None
         If given, ``torch.set_num_threads`` (process-wide) -- 1 for many concurrent
         sessions on few cores.
+
+    Attributes
+    ----------
+    contract : PreprocessingContract
+        What training did to the signal (``extra["preprocess"]`` of the checkpoint; for a
+        checkpoint without one, the defaults with the model's window and modalities).
+
+    Raises
+    ------
+    DataError
+        The contract is malformed, or asks for what the live path cannot apply exactly
+        (:meth:`PreprocessingContract.check_live`), naming the field.
     """
 
     def __init__(self, run: str | Path, *, device: str = "cpu", num_threads: int | None = None):
@@ -98,7 +111,12 @@ class Predictor:
         self.n_times: int = int(self.model.n_times)
         self.task_kind: str = getattr(self.model, "task_kind", "multiclass")
         extra = self.info.get("extra") or {}
-        self.preprocess: dict = dict(extra.get("preprocess") or {})
+        preprocess = extra.get("preprocess")
+        if preprocess:
+            self.contract = PreprocessingContract.from_dict(preprocess)
+        else:  # saved without one (save_checkpoint by hand): the defaults, at the model's shape
+            self.contract = PreprocessingContract(window_samples=self.n_times, modalities=self.modalities)
+        self.contract.check_live(n_times=self.n_times, modalities=self.modalities)
         ws = extra.get("window_seconds")
         if ws is not None and abs(float(ws) * SFREQ - self.n_times) > 0.5:
             log.warning("checkpoint window_seconds=%s but model n_times=%d; using n_times", ws, self.n_times)
@@ -188,8 +206,15 @@ class SessionPipeline:
         Window length in seconds; must equal the model's (default: the model's).
     thresholds : QualityThresholds
     eeg_band : (float, float) or None or "auto"
-        EEG band-pass; "auto" takes ``preprocess["eeg_band"]`` from the checkpoint, else
-        (4, 45).
+        EEG band-pass; "auto" takes the contract's ``eeg_band`` (the band of the training
+        signal).
+
+    Notes
+    -----
+    Normalisation follows the predictor's contract
+    (:attr:`PreprocessingContract.live_norm`): ``"running"`` z-scores with running
+    statistics from the session start, ``"fixed"`` with the training subjects' mean and
+    std of each channel, ``"none"`` not at all.
     """
 
     def __init__(
@@ -211,10 +236,14 @@ class SessionPipeline:
         self.hop_samples = int(round(hop * SFREQ))
         if self.hop_samples < 1 or abs(self.hop_samples - hop * SFREQ) > 1e-6:
             raise DataError("hop", f"must be a positive multiple of 1/128 s, got {hop}")
+        contract = predictor.contract
         if eeg_band == "auto":
-            eeg_band = tuple(predictor.preprocess.get("eeg_band", (4.0, 45.0)))
+            eeg_band = contract.eeg_band
         self.pre = StreamPreprocessor(self.ch_names, sfreq, eeg_band=eeg_band)
-        self.buf = WindowBuffer(len(self.ch_names), n_times)
+        mean = std = None
+        if contract.live_norm == "fixed":
+            mean, std = contract.channel_stats(self.ch_names)
+        self.buf = WindowBuffer(len(self.ch_names), n_times, norm=contract.live_norm, mean=mean, std=std)
         self.thresholds = thresholds
         self._next = n_times
         # channel rows of each model modality; missing channels and coverage

@@ -12,16 +12,28 @@ of the running statistics, ~1e-12). Steps, per channel:
    linear interpolation at the exact rational positions ``k * sfreq_in / 128`` with the
    phase carried across chunks. Slower inputs (e.g. 100 Hz) are interpolated only.
    Output sample ``k`` is emitted as soon as the input samples it needs have arrived.
-3. **EEG band-pass** 4-45 Hz (stateful Butterworth, order 4) on EEG channels.
-4. **Normalisation** (:class:`WindowBuffer`): a per-channel running mean / std
-   (Welford, from the session start, missing samples excluded); each window is z-scored
-   with the statistics at its last sample (one affine map per window).
+3. **EEG band-pass** (stateful Butterworth, order 4) on EEG channels, to the band the
+   training signal carried (the contract's ``eeg_band``; 4-45 Hz for DEAP).
+4. **Normalisation** (:class:`WindowBuffer`), as the contract says: ``"running"``, a
+   per-channel running mean / std (Welford, from the session start, missing samples
+   excluded), each window z-scored with the statistics at its last sample (one affine
+   map per window); ``"fixed"``, the training subjects' mean / std of each channel;
+   ``"none"``, no z-score.
 
-Difference from training: the trainer z-scores with per-subject statistics over all of a
-subject's trials, which a live session does not have; the running statistics converge to
-the session's statistics after a few windows. The model's own per-window instance
-normalisation removes most of the difference (it cancels any per-window affine map);
-what remains is the eps of that normalisation and the first windows of a session.
+Training and the live path: every model carries a
+:class:`~symaffect.data.contract.PreprocessingContract` (what training did to the
+signal), and :class:`~symaffect.stream.pipeline.SessionPipeline` applies it: the same
+rate, window length, EEG band and normalisation. A model whose contract the live path
+cannot honour exactly (a per-trial baseline subtraction, another rate or window) is
+refused when it is loaded. One difference remains, for ``per_subject`` models: the
+trainer z-scores each subject with statistics over all of its trials, which a live
+session does not have; the running statistics (the listener's own, the closest causal
+equivalent) converge to the session's after a few windows. The model's own per-window
+instance normalisation removes most of the difference (it cancels any per-window affine
+map); what remains is the eps of that normalisation and the first windows of a session.
+A ``train_subjects`` model gets exactly its training statistics, a ``none`` model the
+filtered signal.
+
 All filters start from the steady state of the first sample (no start-up transient
 for a DC offset). Filters add group delay; offline and live share it.
 """
@@ -328,26 +340,68 @@ class _Ring:
         return np.concatenate([self.buf[:, self.pos:], self.buf[:, : self.pos]], axis=1)
 
 
+LIVE_NORMS = ("running", "fixed", "none")
+"""How :class:`WindowBuffer` z-scores a window (:attr:`PreprocessingContract.live_norm
+<symaffect.data.contract.PreprocessingContract.live_norm>`)."""
+
+
 class WindowBuffer:
-    """The last window of 128-Hz samples, with running normalisation statistics.
+    """The last window of 128-Hz samples, and how to normalise it.
 
     Parameters
     ----------
     n_chans : int
     n_times : int
         Window length in samples.
+    norm : {"running", "fixed", "none"}
+        ``"running"``: z-score with a per-channel running mean / std from the first
+        sample (missing samples excluded), taken at the window's last sample;
+        ``"fixed"``: z-score with ``mean`` / ``std``; ``"none"``: the filtered signal as is.
+    mean, std : sequence of float, shape (n_chans,), optional
+        Per-channel statistics for ``norm="fixed"`` (finite; ``std > 0``); not given
+        otherwise.
     min_std : float
         A running std below this is replaced by 1 (a flat channel; flagged elsewhere).
+
+    Attributes
+    ----------
+    stats : RunningStats or None
+        The running statistics (``norm="running"`` only).
+    mean, std : ndarray, shape (n_chans,), or None
+        The fixed statistics (``norm="fixed"`` only).
     """
 
-    def __init__(self, n_chans: int, n_times: int, *, min_std: float = 1e-12):
+    def __init__(
+        self,
+        n_chans: int,
+        n_times: int,
+        *,
+        norm: str = "running",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        min_std: float = 1e-12,
+    ):
+        if norm not in LIVE_NORMS:
+            raise DataError("norm", f"{norm!r} is not one of {LIVE_NORMS}")
+        if norm == "fixed" and (mean is None or std is None):
+            raise DataError("norm", "'fixed' needs mean and std")
+        if norm != "fixed" and (mean is not None or std is not None):
+            raise DataError("norm", f"mean / std given but norm is {norm!r}")
         self.n_times = int(n_times)
+        self.norm = norm
         self.model = _Ring(n_chans, n_times)
         self.raw = _Ring(n_chans, n_times)
         self.missing = _Ring(n_chans, n_times, dtype=np.uint8)
-        self.stats = RunningStats(n_chans)
+        self.stats = RunningStats(n_chans) if norm == "running" else None
+        self.mean = None if mean is None else np.asarray(mean, dtype=np.float64)
+        self.std = None if std is None else np.asarray(std, dtype=np.float64)
         self.n_total = 0
         self.min_std = min_std
+        for name, v in (("mean", self.mean), ("std", self.std)):
+            if v is not None and (v.shape != (n_chans,) or not np.isfinite(v).all()):
+                raise DataError(name, f"must be {n_chans} finite values, got shape {v.shape}")
+        if self.std is not None and (self.std <= 0).any():
+            raise DataError("std", "must be > 0 for every channel")
 
     def append(self, chunk: Chunk) -> None:
         """Add preprocessed samples (and update the running statistics)."""
@@ -356,7 +410,8 @@ class WindowBuffer:
         self.model.append(chunk.model)
         self.raw.append(chunk.raw)
         self.missing.append(chunk.missing)
-        self.stats.update(chunk.model, chunk.missing == 0)
+        if self.stats is not None:
+            self.stats.update(chunk.model, chunk.missing == 0)
         self.n_total += chunk.n_times
 
     @property
@@ -369,12 +424,16 @@ class WindowBuffer:
         Returns
         -------
         z : ndarray, shape (C, T), float32
-            Filtered signal z-scored with the running statistics.
+            Filtered signal, normalised as ``norm`` says.
         raw : ndarray, shape (C, T)
             Unfiltered 128-Hz signal (for quality checks).
         missing : ndarray of uint8, shape (C, T)
         """
-        std = self.stats.std
-        std = np.where(std < self.min_std, 1.0, std)
-        z = (self.model.last() - self.stats.mean[:, None]) / std[:, None]
-        return z.astype(np.float32), self.raw.last(), self.missing.last()
+        x = self.model.last()
+        if self.norm == "running":
+            std = self.stats.std
+            std = np.where(std < self.min_std, 1.0, std)
+            x = (x - self.stats.mean[:, None]) / std[:, None]
+        elif self.norm == "fixed":
+            x = (x - self.mean[:, None]) / self.std[:, None]
+        return x.astype(np.float32), self.raw.last(), self.missing.last()
