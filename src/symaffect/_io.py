@@ -62,27 +62,32 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def read_text(path: str | Path, *, max_bytes: int | None = None) -> str:
-    """The UTF-8 text of ``path``; a :class:`~symaffect.errors.DataError` naming it otherwise.
+    """The UTF-8 text of ``path`` (a BOM is skipped); a :class:`~symaffect.errors.DataError`
+    naming it otherwise.
 
-    Missing, unreadable (a folder, no permission), not UTF-8, larger than ``max_bytes``,
-    or too large for memory: every failure is one line naming the file.
+    The reader of every text file the package reads (configs, JSON, channel maps, CSV
+    recordings, marker lists). Missing, unreadable (a folder, no permission), not UTF-8
+    (the error names the line), larger than ``max_bytes``, or too large for memory:
+    every failure is one line naming the file.
     """
-
     path = Path(path)
     try:
         if max_bytes is not None and path.stat().st_size > max_bytes:
             raise DataError(path, f"larger than {max_bytes} bytes; not a file this program wrote")
-        return path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise DataError(path, "no such file") from None
     except IsADirectoryError:
         raise DataError(path, "is a folder, not a file") from None
     except OSError as e:
         raise DataError(path, f"cannot read: {e.strerror or e}") from None
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
     except MemoryError:
         raise DataError(path, "too large to read into memory") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(path, f"line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8") from None
 
 
 def read_json(path: str | Path, *, expect: type | None = dict, max_bytes: int | None = 256 << 20) -> Any:

@@ -231,7 +231,7 @@ _CSV = "time,EDA,PPG\n" + "".join(f"{i / 64:.6f},{1 + 0.01 * i:.4f},{np.sin(i):.
 TEXTS: dict[str, tuple[str, Callable[[], bytes], Callable[[Path], object], str]] = {
     # name: (file name, content, reader, expected message)
     "csv-latin1": ("rec.csv", lambda: ("time,EDA (µS),PPG\n" + _CSV.split("\n", 1)[1]).encode("latin-1"),
-                   read_recording, r"line 1: not UTF-8 text \(byte 10: invalid start byte\); save the file as UTF-8"),
+                   read_recording, r"line 1: not UTF-8 text \(byte 10: invalid start byte\); save it as UTF-8"),
     "csv-latin1-later-line": ("rec.csv", lambda: (_CSV + "10.0,1.0,é\n").encode("latin-1"), read_recording,
                               r"line 302: not UTF-8 text"),
     "csv-field-too-large": ("rec.csv", lambda: (_CSV + "1," + "9" * 200_000 + ",1\n").encode(), read_recording,

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from symaffect._io import read_text
 from symaffect.errors import DataError
 from symaffect.spec import DEAP_CHANNELS, EEG_CHANNELS
 
@@ -132,26 +133,6 @@ def shipped_maps() -> list[str]:
     """Names of the channel maps shipped with the package."""
     folder = resources.files("symaffect.stream") / "maps"
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
-
-
-def read_text(path: Path) -> str:
-    """The file as UTF-8 text (a BOM is skipped); DataError naming the line otherwise.
-
-    The reader of every user text file on the stream path: channel maps here, CSV and
-    BioSPPy recordings (:mod:`symaffect.stream.recording`), marker lists
-    (:func:`symaffect.stream.lsl.read_markers_csv`).
-    """
-    try:
-        raw = path.read_bytes()
-    except OSError as e:
-        raise DataError(path, f"cannot read: {e.strerror or e}") from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            path, f"line {line}: not UTF-8 text (byte {e.start}: {e.reason}); save the file as UTF-8"
-        ) from None
 
 
 def load_channel_map(spec: str | Path | ChannelMap | None = None) -> ChannelMap:

@@ -49,9 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
+from symaffect._io import read_text
 from symaffect.errors import DataError
 from symaffect.spec import QUADRANT_CODES
-from symaffect.stream.channel_map import ChannelMap, load_channel_map, read_text
+from symaffect.stream.channel_map import ChannelMap, load_channel_map
 from symaffect.stream.pipeline import HopResult, Predictor
 from symaffect.stream.recording import Recording
 from symaffect.stream.session import LiveSession, StreamStats

@@ -15,7 +15,6 @@ import numpy as np
 from symaffect.spec import QUADRANT_RULE, RATING_COLUMNS, quadrant_of
 
 
-
 def expected_rating(probs: Sequence[float]) -> float:
     """Expected rating of a 9-class ordinal distribution: ``sum_k p_k (k + 1)`` in [1, 9].
 

@@ -17,11 +17,12 @@ from pathlib import Path
 import mne
 import numpy as np
 
+from symaffect._io import read_text
 from symaffect.data.bdf import ANNOTATION_LABELS, read_bdf_header
 from symaffect.data.deap import read_subject
 from symaffect.errors import DataError
 from symaffect.spec import BASELINE_SAMPLES, DEAP_CHANNELS, SFREQ
-from symaffect.stream.channel_map import ChannelMap, load_channel_map, read_text
+from symaffect.stream.channel_map import ChannelMap, load_channel_map
 
 log = logging.getLogger(__name__)
 
