@@ -69,3 +69,26 @@ def test_a_moved_run_folder_resumes_scores_and_serves(tiny_data, cache_dir, tmp_
     assert pred.n_times == 256
     stored = json.loads(RunFolder(copy).fit_path(0, 0).read_text())
     assert stored["checkpoint"] == "fold0-seed0/checkpoints/best.ckpt"
+
+
+@pytest.mark.slow
+def test_training_writes_the_contract_the_live_path_applies(tiny_data, cache_dir, tmp_path):
+    """Round trip: train with the training subjects' statistics; the live path reads the
+    very same numbers from model.pt and z-scores with them."""
+    import numpy as np
+
+    from symaffect.stream.pipeline import Predictor, SessionPipeline
+    from symaffect.train.rundata import RunData
+
+    cfg = tiny_config(**{"data.norm.mode": "train_subjects", "optim.max_epochs": 1})
+    run = train_and_score(cfg, tiny_data, tmp_path / "run", cache_dir=cache_dir)
+    data = RunData.from_splits(cfg, RunFolder(run).splits, tiny_data, cache_dir=cache_dir)
+    stats = data.norm_stats(data.folds[0])
+    pred = Predictor(run)
+    assert pred.contract == data.contract(data.folds[0])
+    assert pred.contract.live_norm == "fixed" and pred.contract.eeg_band == (4.0, 45.0)
+    names = list(data.prepared.ch_names)
+    mean, std = pred.contract.channel_stats(names)
+    np.testing.assert_allclose(mean, stats.mean[0]) and np.testing.assert_allclose(std, stats.std[0])
+    pipe = SessionPipeline(pred, names, 128.0, eeg_band=None)
+    assert pipe.buf.norm == "fixed"
