@@ -328,12 +328,8 @@ class EncoderFusionModel(AffectModel):
         logits : dict of str to Tensor, shape (B, n_outputs[task])
         details : dict, only if ``return_details``
         """
-        present = self.presence(x, mask)
-        if self.training and self.modality_dropout > 0:
-            present = modality_dropout_mask(present, self.modality_dropout)
         details: dict | None = {} if return_details else None
-        tokens, token_present = self.encode(x, present, details)
-        z, weights = self.fusion(tokens, token_present)
+        z, weights, present = self._fused(x, mask, details)
         logits = self.heads(z)
         if details is None:
             return logits
@@ -342,6 +338,21 @@ class EncoderFusionModel(AffectModel):
             details["token_attention"] = weights
             details["cross_modal_attention"] = self._modality_attention(weights)
         return logits, details
+
+    def _fused(self, x: Mapping[str, Tensor], mask: Tensor | None, details: dict | None):
+        present = self.presence(x, mask)
+        if self.training and self.modality_dropout > 0:
+            present = modality_dropout_mask(present, self.modality_dropout)
+        tokens, token_present = self.encode(x, present, details)
+        z, weights = self.fusion(tokens, token_present)
+        return z, weights, present
+
+    def embed(self, x: Mapping[str, Tensor], mask: Tensor | None = None) -> Tensor:
+        """The fused embedding the heads read, ``(B, D)``: ``heads(embed(x)) == forward(x)``.
+
+        Per-listener calibration (:mod:`symaffect.models.calibration`) works on it.
+        """
+        return self._fused(x, mask, None)[0]
 
     def _modality_attention(self, w: Tensor) -> Tensor:
         """Token attention (B, N, N) -> modality attention (B, M, M).

@@ -33,7 +33,9 @@ import torch
 from symaffect._io import write_json, write_text
 from symaffect.data.contract import PreprocessingContract
 from symaffect.errors import DataError
+from symaffect.models.calibration import is_calibration_file, load_calibrated
 from symaffect.models.checkpoint import load_checkpoint
+from symaffect.run_folder import model_file
 from symaffect.spec import MODALITIES, SFREQ
 from symaffect.stream.prediction import Prediction
 from symaffect.stream.preprocess import StreamPreprocessor, WindowBuffer
@@ -43,21 +45,9 @@ from symaffect.stream.recording import Recording
 log = logging.getLogger(__name__)
 
 
-def checkpoint_path(run: str | Path) -> Path:
-    """``RUN_DIR/model.pt`` for a run folder, or the checkpoint file itself."""
-    run = Path(run)
-    if run.is_dir():
-        ckpt = run / "model.pt"
-        if not ckpt.is_file():
-            raise DataError(run, "run folder has no model.pt")
-        return ckpt
-    if not run.is_file():
-        raise DataError(run, "run folder or checkpoint not found")
-    return run
-
-
 def load_run(run: str | Path, *, device: str = "cpu"):
-    """Load a trained model from a run folder or a checkpoint.
+    """Load a trained model from a run folder, a checkpoint, or a listener's calibration
+    file (``symaffect calibrate``; its base model is loaded with it).
 
     Returns
     -------
@@ -65,9 +55,14 @@ def load_run(run: str | Path, *, device: str = "cpu"):
         In eval mode, on ``device``.
     info : dict
         ``model_name``, ``kwargs``, ``extra`` (``window_seconds``, ``preprocess``,
-        ``tasks`` when the trainer wrote them), ``checkpoint``.
+        ``tasks`` when the trainer wrote them), ``checkpoint``; for a calibration file
+        also ``calibration`` (method, k, listener, tracks) and ``base``.
     """
-    ckpt = checkpoint_path(run)
+    if is_calibration_file(run):
+        model, info = load_calibrated(run, map_location=device)
+        info["checkpoint"] = str(run)
+        return model.to(device).eval(), info
+    ckpt = model_file(run)
     model, info = load_checkpoint(ckpt, map_location=device)
     info = dict(info)
     info["checkpoint"] = str(ckpt)

@@ -173,3 +173,22 @@ def predict_logits(
     finally:
         model.train(was_training)
     return {t: torch.cat(v) for t, v in out.items()}
+
+
+@torch.no_grad()
+def predict_embeddings(
+    model: torch.nn.Module, batches: Any, *, device: str | torch.device = "cpu"
+) -> Tensor:
+    """``model.embed`` over an iterable of batches, in eval mode: ``(n, D)`` on the CPU.
+
+    The fused embedding the task heads read (per-listener calibration works on it).
+    """
+    was_training = model.training
+    model.eval()
+    out: list[Tensor] = []
+    try:
+        for batch in batches:
+            out.append(model.embed({m: v.to(device) for m, v in batch["x"].items()}).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0, getattr(model, "dim", 0))

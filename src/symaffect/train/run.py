@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 from lightning.pytorch.callbacks import (
     EarlyStopping,
     LearningRateMonitor,
@@ -51,7 +52,7 @@ from symaffect.train.checkpoints import best_score, load_lightning_weights, resu
 from symaffect.train.config import RunConfig, resolve_monitor
 from symaffect.train.curves import write_learning_curves
 from symaffect.train.datamodule import AffectDataModule, FoldWindows
-from symaffect.train.module import AffectModule
+from symaffect.train.module import AffectModule, predict_embeddings
 from symaffect.train.rundata import RunData
 
 log = logging.getLogger(__name__)
@@ -361,7 +362,21 @@ def _export_model(data: RunData, fold, seed: int, ckpt_path: Path, run: RunFolde
         "fold": int(fold.fold),
         "seed": int(seed),
     }
+    if hasattr(model, "embed"):  # the population a listener's calibration re-centres onto
+        extra["embedding_mean"] = population_mean(model, data.dataset(fold, "train")).tolist()
     save_checkpoint(run.model, model, name=cfg.model.name, kwargs=kwargs, extra=extra)
+
+
+POPULATION_WINDOWS = 4096
+"""Most training windows the population mean embedding is computed on (evenly spaced)."""
+
+
+def population_mean(model, train_ds) -> np.ndarray:
+    """Mean fused embedding over (up to :data:`POPULATION_WINDOWS` of) the training windows."""
+    n = len(train_ds)
+    idx = np.unique(np.linspace(0, n - 1, min(n, POPULATION_WINDOWS)).astype(np.int64)) if n else np.zeros(0, np.int64)
+    z = predict_embeddings(model, (train_ds.get_batch(idx[i:i + 256]) for i in range(0, len(idx), 256)))
+    return z.mean(dim=0).double().numpy()
 
 
 __all__ = ["NON_TORCH_MODELS", "check_model_name", "is_global_zero", "train_run"]

@@ -1,0 +1,342 @@
+"""Per-listener calibration: a few of the listener's own data make the model theirs.
+
+A calibration changes only what sits after the fused embedding ``z = model.embed(x)``
+(the encoders are never touched: with a handful of rated tracks they would overfit):
+
+``"recentre"`` (unlabelled)
+    ``z' = z - mean_listener(z) + mean_population(z)``: the listener's embeddings are moved
+    onto the training population's, like re-estimating normalisation statistics on the
+    new listener (adaptive batch norm, Euclidean alignment). Needs only unlabelled
+    signal of the listener (a resting baseline, the first minutes, calibration tracks).
+``"bias"`` (K rated tracks)
+    ``recentre``, then the heads' biases refitted on the rated tracks, anchored at the
+    base biases by an L2 penalty: the listener's own use of the rating scale (their
+    offset and, for 9 classes, their spread), without touching the weights.
+``"heads"`` (K rated tracks)
+    ``recentre``, then the heads' weights and biases refitted, anchored at the base heads
+    by a strong L2 penalty (a regularised linear probe on the frozen embedding).
+
+Every window of one track is one track's evidence: the loss weights each track equally,
+whatever its number of windows. With one rated track (one class seen) the anchors keep
+the fit sane. The result is a :class:`Calibration` (plain numbers, saved as JSON) and a
+:class:`CalibratedModel` that predicts like any model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from symaffect._io import atomic_write, read_json
+from symaffect.errors import DataError
+from symaffect.models.checkpoint import load_checkpoint
+
+METHODS: tuple[str, ...] = ("none", "recentre", "bias", "heads")
+"""Calibration methods, cheapest first (module docstring)."""
+LABELLED: tuple[str, ...] = ("bias", "heads")
+"""Methods that need rated tracks."""
+FORMAT = "symaffect-calibration"
+FORMAT_VERSION = 1
+BIAS_PENALTY = 1.0
+"""L2 weight pulling refitted biases to the base biases (per track-weighted mean loss)."""
+HEADS_PENALTY = 10.0
+"""L2 weight pulling refitted head weights and biases to the base heads."""
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A fitted calibration: per task, the heads ``W (C, D)``, ``b (C,)`` to use after the
+    embedding shift ``shift (D,)`` (``z' = z - shift``).
+
+    Parameters
+    ----------
+    method : str
+        One of :data:`METHODS`.
+    k : int
+        Number of rated tracks it was fitted on (0 for ``none`` / ``recentre``).
+    shift : ndarray, shape (D,)
+    heads : dict of str to (ndarray (C, D), ndarray (C,))
+    listener : str or None
+        Pseudonym of the listener, if known.
+    tracks : tuple of str
+        The rated tracks (trial numbers or segment names) it was fitted on.
+    """
+
+    method: str
+    k: int
+    shift: np.ndarray
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    listener: str | None = None
+    tracks: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise DataError("calibration.method", f"{self.method!r} is not one of {METHODS}")
+        d = self.shift.shape
+        if len(d) != 1 or not np.all(np.isfinite(self.shift)):
+            raise DataError("calibration.shift", "must be a finite vector")
+        for task, (w, b) in self.heads.items():
+            if w.ndim != 2 or w.shape[1] != d[0] or b.shape != (w.shape[0],):
+                raise DataError(f"calibration.heads.{task}", f"shapes {w.shape}, {b.shape} do not fit D = {d[0]}")
+            if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+                raise DataError(f"calibration.heads.{task}", "not finite")
+
+    def logits(self, z: Tensor) -> dict[str, Tensor]:
+        """Logits per task for embeddings ``z (B, D)``."""
+        shift = torch.as_tensor(self.shift, dtype=z.dtype, device=z.device)
+        zc = z - shift
+        return {
+            t: F.linear(zc, torch.as_tensor(w, dtype=z.dtype, device=z.device),
+                        torch.as_tensor(b, dtype=z.dtype, device=z.device))
+            for t, (w, b) in self.heads.items()
+        }
+
+    def to_dict(self) -> dict:
+        return {
+            "method": self.method,
+            "k": int(self.k),
+            "listener": self.listener,
+            "tracks": list(self.tracks),
+            "shift": self.shift.tolist(),
+            "heads": {t: {"weight": w.tolist(), "bias": b.tolist()} for t, (w, b) in self.heads.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> Calibration:
+        try:
+            heads = {
+                str(t): (np.asarray(h["weight"], dtype=np.float64), np.asarray(h["bias"], dtype=np.float64))
+                for t, h in dict(d["heads"]).items()
+            }
+            return cls(
+                method=str(d["method"]), k=int(d["k"]), shift=np.asarray(d["shift"], dtype=np.float64),
+                heads=heads, listener=None if d.get("listener") is None else str(d["listener"]),
+                tracks=tuple(str(t) for t in d.get("tracks") or ()),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise DataError("calibration", f"malformed ({type(e).__name__}: {e})") from None
+
+
+def base_heads(model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The model's task heads as ``{task: (W, b)}`` numpy arrays."""
+    heads = getattr(model, "heads", None)
+    if heads is None or not hasattr(heads, "layers"):
+        raise DataError("model", "has no linear task heads (`heads.layers`); it cannot be calibrated")
+    return {t: (layer.weight.detach().cpu().double().numpy(), layer.bias.detach().cpu().double().numpy())
+            for t, layer in heads.layers.items()}
+
+
+def _track_weights(tracks: np.ndarray) -> np.ndarray:
+    _, inverse, counts = np.unique(tracks, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w / w.sum()
+
+
+def _refit(
+    z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, weights: np.ndarray, *,
+    multilabel: bool, fit_weight: bool, penalty: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Minimise the track-weighted cross-entropy of ``(W, b)`` (only ``b`` unless
+    ``fit_weight``) plus ``penalty`` times the squared distance to ``(w0, b0)``."""
+    zt = torch.as_tensor(z, dtype=torch.float64)
+    yt = torch.as_tensor(y, dtype=torch.float64 if multilabel else torch.long)
+    wt = torch.as_tensor(weights, dtype=torch.float64)
+    W0, B0 = torch.as_tensor(w0, dtype=torch.float64), torch.as_tensor(b0, dtype=torch.float64)
+    W = W0.clone().requires_grad_(fit_weight)
+    B = B0.clone().requires_grad_(True)
+    params = [B, W] if fit_weight else [B]
+    scale = float(max(zt.pow(2).sum(dim=1).mean().item(), 1e-12))  # keeps the weight penalty unit-free
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        logits = F.linear(zt, W, B)
+        if multilabel:
+            per = F.binary_cross_entropy_with_logits(logits, yt, reduction="none").mean(dim=1)
+        else:
+            per = F.cross_entropy(logits, yt, reduction="none")
+        loss = (wt * per).sum() + penalty * (B - B0).pow(2).sum()
+        if fit_weight:
+            loss = loss + penalty * scale * (W - W0).pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return W.detach().numpy(), B.detach().numpy()
+
+
+def fit_calibration(
+    method: str,
+    heads: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    population_mean: np.ndarray,
+    *,
+    unlabelled: np.ndarray | None = None,
+    z: np.ndarray | None = None,
+    y: Mapping[str, np.ndarray] | None = None,
+    tracks: Sequence | None = None,
+    multilabel: bool = False,
+    listener: str | None = None,
+    bias_penalty: float = BIAS_PENALTY,
+    heads_penalty: float = HEADS_PENALTY,
+) -> Calibration:
+    """Fit a calibration of ``method`` for one listener.
+
+    Parameters
+    ----------
+    method : {"none", "recentre", "bias", "heads"}
+    heads : dict of str to (W, b)
+        The base model's heads (:func:`base_heads`).
+    population_mean : ndarray, shape (D,)
+        Mean embedding of the training population (``model.pt`` stores it).
+    unlabelled : ndarray, shape (n, D), optional
+        The listener's unlabelled embeddings for the re-centring (default: ``z``).
+    z : ndarray, shape (n, D), optional
+        Embeddings of the windows of the listener's rated tracks.
+    y : dict of str to ndarray
+        Their targets per task (class ids, or multi-hot for a multi-label task).
+    tracks : sequence
+        The rated track of each window (each track weighs the same in the fit).
+    multilabel : bool
+    listener : str, optional
+
+    Raises
+    ------
+    DataError
+        Unknown method, no data for the re-centring, or no rated windows for a labelled
+        method.
+    """
+    if method not in METHODS:
+        raise DataError("method", f"{method!r} is not one of {METHODS}")
+    heads = {t: (np.asarray(w, np.float64), np.asarray(b, np.float64)) for t, (w, b) in heads.items()}
+    pop = np.asarray(population_mean, dtype=np.float64)
+    shift = np.zeros_like(pop)
+    if method != "none":
+        pool = unlabelled if unlabelled is not None else z
+        if pool is None or len(pool) == 0:
+            raise DataError("calibration", "re-centring needs some of the listener's (unlabelled) signal")
+        shift = np.asarray(pool, dtype=np.float64).mean(axis=0) - pop
+    k, names = 0, ()
+    if method in LABELLED:
+        if z is None or y is None or tracks is None or len(z) == 0:
+            raise DataError("calibration", f"method {method!r} needs at least one rated track")
+        tracks = np.asarray([str(t) for t in tracks])
+        names = tuple(dict.fromkeys(tracks.tolist()))
+        k = len(names)
+        zc = np.asarray(z, dtype=np.float64) - shift
+        weights = _track_weights(tracks)
+        heads = {
+            t: _refit(zc, np.asarray(y[t]), w, b, weights, multilabel=multilabel,
+                      fit_weight=method == "heads", penalty=heads_penalty if method == "heads" else bias_penalty)
+            for t, (w, b) in heads.items()
+        }
+    return Calibration(method=method, k=k, shift=shift, heads=heads, listener=listener, tracks=names)
+
+
+class CalibratedModel(nn.Module):
+    """A base model with a listener's calibration: ``logits = W (embed(x) - shift) + b``.
+
+    It answers like the base model (``modalities``, ``n_times``, ``task_kind``, ...)."""
+
+    def __init__(self, base: nn.Module, calibration: Calibration) -> None:
+        super().__init__()
+        if not hasattr(base, "embed"):
+            raise DataError("model", "has no embed(); it cannot be calibrated")
+        missing = set(base.n_outputs) - set(calibration.heads)
+        if missing:
+            raise DataError("calibration.heads", f"no head for task(s) {sorted(missing)}")
+        for t, n in base.n_outputs.items():
+            if calibration.heads[t][0].shape[0] != n:
+                raise DataError(f"calibration.heads.{t}", f"{calibration.heads[t][0].shape[0]} outputs, the model has {n}")
+        self.base = base
+        self.calibration = calibration
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(super().__getattr__("base"), name)
+
+    def forward(self, x: Mapping[str, Tensor], mask: Tensor | None = None) -> dict[str, Tensor]:
+        return self.calibration.logits(self.base.embed(x, mask))
+
+
+def save_calibration(path: str | Path, calibration: Calibration, *, base: str | Path) -> Path:
+    """Write ``calibration`` as JSON at ``path``, pointing to the base model ``base``
+    (stored relative to the file's folder, so the pair moves together)."""
+    path = Path(path)
+    rel = Path(os.path.relpath(Path(base).resolve(), path.parent.resolve()))
+    doc = {"format": FORMAT, "version": FORMAT_VERSION, "base": rel.as_posix(), **calibration.to_dict()}
+    with atomic_write(path, "w") as f:
+        json.dump(doc, f, indent=1)
+    return path
+
+
+def is_calibration_file(path: str | Path) -> bool:
+    """True for a ``.json`` file written by :func:`save_calibration`."""
+    path = Path(path)
+    if path.suffix != ".json" or not path.is_file():
+        return False
+    try:
+        return read_json(path, max_bytes=64 << 20).get("format") == FORMAT
+    except DataError:
+        return False
+
+
+def load_calibrated(path: str | Path, *, map_location: str = "cpu") -> tuple[CalibratedModel, dict]:
+    """Load a calibration file and its base model.
+
+    Returns
+    -------
+    model : CalibratedModel
+    info : dict
+        The base checkpoint's info (``model_name``, ``kwargs``, ``extra``) plus
+        ``calibration`` (the file's method, k, listener, tracks) and ``base``.
+    """
+    path = Path(path)
+    doc = read_json(path, max_bytes=64 << 20)
+    if doc.get("format") != FORMAT or doc.get("version") != FORMAT_VERSION:
+        raise DataError(path, f"not a {FORMAT} v{FORMAT_VERSION} file")
+    base_rel = doc.get("base")
+    if not isinstance(base_rel, str) or not base_rel:
+        raise DataError(path, "no base model")
+    base_path = (path.parent / base_rel).resolve()
+    base, info = load_checkpoint(base_path, map_location=map_location)
+    try:
+        cal = Calibration.from_dict(doc)
+    except DataError as e:
+        raise DataError(path, str(e)) from None
+    model = CalibratedModel(base, cal)
+    info = dict(info)
+    info["base"] = str(base_path)
+    info["calibration"] = {"method": cal.method, "k": cal.k, "listener": cal.listener, "tracks": list(cal.tracks)}
+    return model, info
+
+
+def describe(cal: Calibration | None) -> str:
+    """A short label: ``"base model"`` or ``"calibrated (bias, K = 8)"``."""
+    if cal is None or cal.method == "none":
+        return "base model"
+    if cal.method == "recentre":
+        return "calibrated (re-centred, no ratings)"
+    return f"calibrated ({cal.method}, K = {cal.k})"
+
+
+__all__ = [
+    "Calibration",
+    "CalibratedModel",
+    "METHODS",
+    "base_heads",
+    "describe",
+    "fit_calibration",
+    "is_calibration_file",
+    "load_calibrated",
+    "save_calibration",
+]
