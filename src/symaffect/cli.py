@@ -408,7 +408,8 @@ def _on_run(i: int, n: int, label: str, run_dir: Path, skipped: bool) -> None:
 
 @app.command("bench")
 def bench_cmd(
-    suite: Annotated[str, typer.Argument(help="table2 | table3 | table4 | table5 | table6 | table7.")],
+    suite: Annotated[str, typer.Argument(
+        help="table2 | table3 | table4 | table5 | table6 | table7 | calibration (per-listener calibration).")],
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
     out: Annotated[Path, typer.Option(
         callback=out_folder(), help="Output folder (runs/ inside is shared by suites; resumes).")],
@@ -425,14 +426,35 @@ def bench_cmd(
     train_windows: Annotated[Optional[int], typer.Option(
         callback=number(ge=1, le=INT64_MAX), help="Training windows per epoch (random subset; CPU budget).")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
+    ks: Annotated[Optional[str], typer.Option(
+        callback=int_list(), help="calibration: numbers of rated tracks K (default 0,1,2,4,8).")] = None,
+    draws: Annotated[int, typer.Option(
+        callback=number(ge=1, le=1000), help="calibration: random draws of the calibration tracks.")] = 5,
+    task_sets: Annotated[Optional[str], typer.Option(
+        help="calibration: comma-separated task sets (default binary_arousal,binary_valence).")] = None,
 ) -> None:
     """Run one of the paper's experiments; write SUITE.md/.html/.csv/.json and figures into OUT.
 
     Mean ± std over folds × seeds, majority baseline beside each number, Δ with 95 % CI and p over test subjects.
+    `calibration`: K rated tracks of each held-out listener calibrate, their other tracks test
+    (calibration.md, calibration-<task set>.png, calibration.json).
     """
     from symaffect.eval.suites import run_suite
 
     _quiet_lightning()
+    if suite == "calibration":
+        from symaffect.eval.calibration import DEFAULT_TASK_SETS, KS, run_calibration_bench
+
+        obj = run_calibration_bench(
+            data, out, task_sets=_split_csv(task_sets) or DEFAULT_TASK_SETS, ks=_split_csv(ks, int) or KS,
+            draws=draws, folds=folds, model=(_split_csv(models) or ["symaffect"])[0], preset_name=preset,
+            cache_dir=cache_dir, changes=_budget_changes(max_epochs, train_windows),
+            on_step=lambda line: console.print(line, highlight=False),
+        )
+        console.print((out / "calibration.md").read_text(encoding="utf-8"), highlight=False, markup=False)
+        console.print(f"wrote {out / 'calibration.md'}, calibration.json and the figures "
+                      f"({obj['seconds_total']:.0f} s)", highlight=False)
+        return
     obj = run_suite(
         suite, data, out, preset_name=preset, models=_split_csv(models), seeds=_split_csv(seeds, int),
         folds=folds, changes=_budget_changes(max_epochs, train_windows), progress=True,
@@ -459,6 +481,36 @@ def _print_suite(obj: dict) -> None:
             for row in tb["rows"]:
                 table.add_row(*map(Text, row))  # plain text: "[95 % CI]" cells are not markup
             console.print(table)
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="A trained run folder (model.pt inside).")],
+    data: Annotated[Path, typer.Option(help="DEAP-format data holding the listener and their ratings.")],
+    subject: Annotated[int, typer.Option(callback=number(ge=1, le=10**6), help="DEAP id of the listener.")],
+    trials: Annotated[str, typer.Option(
+        callback=int_list(), help="Comma-separated 1-based trial ids of the rated calibration tracks.")],
+    method: Annotated[str, typer.Option(
+        callback=choice("recentre", "bias", "heads"), help="recentre (no ratings used) | bias | heads.")] = "bias",
+    out: Annotated[Optional[Path], typer.Option(
+        callback=out_file(), help="Calibration file; default RUN/calibrations/sNN-<method>-k<K>.json.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
+) -> None:
+    """Calibrate a run's model to one listener from some of their rated tracks.
+
+    Writes a small file beside the run that points to its model.pt; `predict`, `stream`
+    and `serve` take it wherever they take a run.
+    """
+    from symaffect.eval.calibration import calibrate_run
+
+    _quiet_lightning()
+    path, info = calibrate_run(run_dir, data, subject=subject, trials=_split_csv(trials, int), method=method,
+                               out=out, cache_dir=cache_dir)
+    if info["in_training"]:
+        console.print(f"note: subject {subject} was a training subject of this model; the calibration "
+                      "cannot show what a new listener gains", highlight=False)
+    console.print(f"calibration ({method}, K = {info['k']}, {info['n_windows']} windows, "
+                  f"{info['seconds']:.1f} s): {path}", highlight=False)
 
 
 @app.command("audit")

@@ -40,7 +40,13 @@ from symaffect.data.protocols import Fold, guard
 from symaffect.errors import DataError
 from symaffect.eval.scoring import train_and_score
 from symaffect.eval.tables import markdown_table
-from symaffect.models.calibration import METHODS, base_heads, fit_calibration
+from symaffect.models.calibration import (
+    METHODS,
+    base_heads,
+    fit_calibration,
+    save_calibration,
+)
+from symaffect.models.checkpoint import load_checkpoint
 from symaffect.run_folder import RunFolder
 from symaffect.spec import task_set as task_set_spec
 from symaffect.train.checkpoints import load_lightning_weights
@@ -395,4 +401,79 @@ def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int]) -> li
     return out
 
 
-__all__ = ["KS", "calibrate_fold", "gap_closed", "per_subject_gain", "run_calibration_bench", "summarise"]
+def calibrate_run(
+    run_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    subject: int,
+    trials: Sequence[int],
+    method: str = DEFAULT_METHOD,
+    out: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> tuple[Path, dict]:
+    """Calibrate a run's model to one listener from some of their rated trials.
+
+    Parameters
+    ----------
+    run_dir : path
+        A trained run folder (``model.pt``, ``config.yaml``).
+    data_dir : path
+        DEAP-format data holding the listener (subject ``subject``) and their ratings.
+    subject : int
+        DEAP id of the listener.
+    trials : sequence of int
+        1-based trial (video) ids of the rated calibration tracks.
+    method : {"recentre", "bias", "heads"}
+    out : path, optional
+        Default ``RUN_DIR/calibrations/sNN-<method>-k<K>.json``.
+
+    Returns
+    -------
+    path : Path
+        The calibration file (it points to the run's ``model.pt``; ``predict``,
+        ``stream`` and ``serve`` take it like a run).
+    info : dict
+        ``k``, ``seconds``, ``in_training`` (whether the listener was a training subject
+        of the base model: then the calibration measures nothing new).
+    """
+    t0 = time.perf_counter()
+    run = RunFolder(Path(run_dir)).require()
+    if method == "none":
+        raise DataError("method", "'none' is no calibration; choose recentre, bias or heads")
+    if not run.model.is_file():
+        raise DataError(run.root, f"no {run.model.name}: only a trained deep model can be calibrated")
+    cfg = RunConfig.from_yaml(run.config)
+    base, info = load_checkpoint(run.model)
+    extra = info.get("extra") or {}
+    data = RunData.from_splits(cfg, run.splits, data_dir, cache_dir=cache_dir)
+    prepared = data.prepared
+    if int(subject) not in prepared.subjects:
+        raise DataError("subject", f"{subject} is not in {data_dir} (subjects {list(prepared.subjects)})")
+    meta = prepared.meta(cfg.data.eval_window())
+    rows = meta.index[meta.subject_of(meta.index) == int(subject)]
+    trial = meta.trial_of(rows)
+    wanted = sorted({int(t) for t in trials})
+    unknown = [t for t in wanted if t not in set(trial.tolist())]
+    if not wanted or unknown:
+        raise DataError("trials", f"{unknown or 'none given'}: not trials of subject {subject} "
+                                  f"({sorted(set(trial.tolist()))[:8]} ...)")
+    rows = rows[np.isin(trial, wanted)]
+    ds = prepared.dataset(rows, modalities=cfg.data.modalities, tasks=cfg.data.task_set,
+                          norm=data.norm_stats(data.folds[int(extra.get("fold", 0))]))
+    z = predict_embeddings(base, batches(ds, 256)).double().numpy()
+    spec = data.tasks
+    pop = extra.get("embedding_mean")
+    pop = np.asarray(pop, dtype=np.float64) if pop is not None else z.mean(axis=0)
+    cal = fit_calibration(
+        method, base_heads(base), pop, z=z, y={t: np.asarray(ds.targets(t)) for t in spec.names},
+        tracks=meta.trial_of(rows), multilabel=spec.kind == "multilabel", listener=f"s{int(subject):02d}",
+    )
+    path = Path(out) if out is not None else run.root / "calibrations" / f"s{int(subject):02d}-{method}-k{cal.k}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_calibration(path, cal, base=run.model)
+    trained_on = any(int(subject) in f.train_subjects for f in data.folds if f.fold == int(extra.get("fold", 0)))
+    return path, {"k": cal.k, "seconds": time.perf_counter() - t0, "in_training": trained_on,
+                  "n_windows": int(len(rows))}
+
+
+__all__ = ["KS", "calibrate_run", "calibrate_fold", "gap_closed", "per_subject_gain", "run_calibration_bench", "summarise"]

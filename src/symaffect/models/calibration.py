@@ -46,9 +46,11 @@ LABELLED: tuple[str, ...] = ("bias", "heads")
 FORMAT = "symaffect-calibration"
 FORMAT_VERSION = 1
 BIAS_PENALTY = 1.0
-"""L2 weight pulling refitted biases to the base biases (per track-weighted mean loss)."""
+"""L2 weight pulling refitted biases to the base biases. The loss sums the tracks' mean
+cross-entropies, so this prior weighs about as much as one rated track."""
 HEADS_PENALTY = 10.0
-"""L2 weight pulling refitted head weights and biases to the base heads."""
+"""L2 weight pulling refitted head weights and biases to the base heads: a prior worth
+about ten rated tracks (the weights have D times more freedom than the biases)."""
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,10 @@ def base_heads(model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 def _track_weights(tracks: np.ndarray) -> np.ndarray:
+    """Each track's windows share a total weight of 1 (the loss is a sum over tracks, so
+    the evidence grows with the number of rated tracks, not of windows)."""
     _, inverse, counts = np.unique(tracks, return_inverse=True, return_counts=True)
-    w = 1.0 / counts[inverse]
-    return w / w.sum()
+    return 1.0 / counts[inverse]
 
 
 def _refit(

@@ -1,0 +1,157 @@
+"""Per-listener calibration on the fused embedding: methods, anchors, the file format."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from model_helpers import build_tiny, make_batch
+
+from symaffect.errors import DataError
+from symaffect.models import build_model, save_checkpoint
+from symaffect.models.calibration import (
+    CalibratedModel,
+    _track_weights,
+    base_heads,
+    describe,
+    fit_calibration,
+    is_calibration_file,
+    load_calibrated,
+    save_calibration,
+)
+from symaffect.models.registry import list_models
+
+D = 6
+
+
+def _heads(bias=(0.0, 0.0)):
+    w = np.zeros((2, D))
+    w[1, 0], w[0, 0] = 1.0, -1.0  # class 1 when z[0] > 0
+    return {"arousal": (w, np.asarray(bias, dtype=float))}
+
+
+def _listener(rng, n_tracks=4, per_track=10, offset=-1.0):
+    """Embeddings of a listener whose z[0] sits `offset` below the population, all rated high."""
+    z = rng.normal(0, 0.5, size=(n_tracks * per_track, D))
+    z[:, 0] += offset
+    tracks = np.repeat(np.arange(n_tracks), per_track)
+    return z, {"arousal": np.ones(len(z), dtype=np.int64)}, tracks
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_heads_of_the_embedding_are_the_forward(name):
+    model = build_tiny(name).eval()
+    x = make_batch(model, batch=3)
+    with torch.no_grad():
+        out, z = model(x), model.embed(x)
+        for t, logits in model.heads(z).items():
+            torch.testing.assert_close(logits, out[t])
+
+
+def test_none_and_recentre():
+    rng = np.random.default_rng(0)
+    z, y, tracks = _listener(rng)
+    pop = np.zeros(D)
+    none = fit_calibration("none", _heads(), pop)
+    assert np.all(none.shift == 0) and none.k == 0 and describe(none) == "base model"
+    rc = fit_calibration("recentre", _heads(), pop, unlabelled=z)
+    np.testing.assert_allclose(rc.shift, z.mean(axis=0))
+    assert rc.k == 0 and describe(rc).startswith("calibrated (re-centred")
+    # re-centred, the listener's windows fall on both sides of the boundary again
+    pred = np.argmax((z - rc.shift) @ _heads()["arousal"][0].T, axis=1)
+    assert 0.3 < pred.mean() < 0.7
+    with pytest.raises(DataError, match="needs some of the listener"):
+        fit_calibration("recentre", _heads(), pop)
+    with pytest.raises(DataError, match="at least one rated track"):
+        fit_calibration("bias", _heads(), pop, unlabelled=z)
+    with pytest.raises(DataError, match="not one of"):
+        fit_calibration("magic", _heads(), pop)
+
+
+def test_bias_learns_the_listeners_use_of_the_scale():
+    rng = np.random.default_rng(1)
+    z, y, tracks = _listener(rng, n_tracks=8, offset=-1.5)
+    heads = _heads()
+    base_pred = np.argmax(z @ heads["arousal"][0].T + heads["arousal"][1], axis=1)
+    assert base_pred.mean() < 0.1  # the base model calls this listener "low" nearly always
+    shares = []
+    for k in (2, 6):
+        cal = fit_calibration("bias", heads, np.zeros(D), z=z[: 10 * k], y={"arousal": y["arousal"][: 10 * k]},
+                              tracks=tracks[: 10 * k], unlabelled=z)
+        assert cal.k == k and describe(cal) == f"calibrated (bias, K = {k})"
+        np.testing.assert_array_equal(cal.heads["arousal"][0], heads["arousal"][0])  # weights untouched
+        held_out = z[60:] - cal.shift  # the last two tracks, never used to fit
+        shares.append(np.argmax(held_out @ cal.heads["arousal"][0].T + cal.heads["arousal"][1], axis=1).mean())
+    # the other tracks are called "high", as the listener rates them, and more so with more tracks
+    assert 0.65 < shares[0] < shares[1]
+
+
+def test_heads_stay_near_the_base_with_one_track():
+    rng = np.random.default_rng(2)
+    z, y, tracks = _listener(rng, n_tracks=1)
+    heads = _heads()
+    cal = fit_calibration("heads", heads, np.zeros(D), z=z, y=y, tracks=tracks)
+    w0, w1 = heads["arousal"][0], cal.heads["arousal"][0]
+    assert np.linalg.norm(w1 - w0) < 0.5 * np.linalg.norm(w0)  # anchored: one class seen is not a licence
+    assert np.all(np.isfinite(cal.heads["arousal"][1]))
+
+
+def test_every_track_weighs_the_same():
+    w = _track_weights(np.array([0] * 99 + [1]))
+    assert w[:99].sum() == pytest.approx(1.0) and w[99] == pytest.approx(1.0)
+
+
+def _tiny_run(tmp_path):
+    torch.manual_seed(0)
+    kw = {"n_times": 64, "d": 8, "tau": 8, "n_heads": 2, "task_set": "binary_arousal"}
+    model = build_model("symaffect", **kw).eval()
+    save_checkpoint(tmp_path / "run" / "model.pt", model, name="symaffect", kwargs=kw,
+                    extra={"embedding_mean": [0.0] * 8})
+    return model
+
+
+def test_the_file_points_to_its_base_and_moves_with_it(tmp_path):
+    model = _tiny_run(tmp_path)
+    x = make_batch(model, batch=5)
+    with torch.no_grad():
+        z = model.embed(x).double().numpy()
+    cal = fit_calibration("bias", base_heads(model), np.zeros(8), z=z, y={"arousal": np.ones(5, np.int64)},
+                          tracks=[1, 1, 2, 2, 2], listener="P-07")
+    path = save_calibration(tmp_path / "run" / "calibrations" / "p07.json", cal, base=tmp_path / "run" / "model.pt")
+    doc = json.loads(path.read_text())
+    assert doc["base"] == "../model.pt" and doc["listener"] == "P-07" and doc["k"] == 2
+    assert is_calibration_file(path) and not is_calibration_file(tmp_path / "run" / "model.pt")
+    shutil.move(tmp_path / "run", tmp_path / "elsewhere")
+    loaded, info = load_calibrated(tmp_path / "elsewhere" / "calibrations" / "p07.json")
+    assert isinstance(loaded, CalibratedModel) and info["calibration"]["k"] == 2
+    assert loaded.modalities == model.modalities and loaded.n_times == 64 and loaded.task_kind == "multiclass"
+    with torch.no_grad():
+        out = loaded(x)["arousal"]
+        expect = cal.logits(model.embed(x).double())["arousal"].float()
+    torch.testing.assert_close(out, expect, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(out, model(x)["arousal"])
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda d: d.update(format="other"), "not a symaffect-calibration"),
+        (lambda d: d.update(base=""), "no base model"),
+        (lambda d: d.update(shift=[float("nan")] * 8), "finite"),
+        (lambda d: d["heads"]["arousal"].update(bias=[0.0]), "do not fit"),
+        (lambda d: d.pop("heads"), "malformed"),
+        (lambda d: d.update(method="magic"), "not one of"),
+    ],
+)
+def test_a_damaged_calibration_file_is_one_clear_error(tmp_path, edit, match):
+    model = _tiny_run(tmp_path)
+    cal = fit_calibration("none", base_heads(model), np.zeros(8))
+    path = save_calibration(tmp_path / "run" / "c.json", cal, base=tmp_path / "run" / "model.pt")
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=match):
+        load_calibrated(path)
