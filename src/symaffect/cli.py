@@ -611,7 +611,7 @@ def probe_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    run: Annotated[Path, typer.Argument(help="Training run folder (model.pt inside) or checkpoint.")],
+    run: Annotated[Path, typer.Argument(help="Training run folder (model.pt inside), checkpoint or calibration file.")],
     recording: Annotated[Path, typer.Argument(help="sNN.dat/.mat, .edf/.bdf, .csv or BioSPPy .txt.")],
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
     trial: Annotated[Optional[int], typer.Option(callback=COUNT, help="Trial of a DEAP file (default 1).")] = None,
