@@ -21,9 +21,10 @@ zero-filled).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,13 @@ import torch
 from symaffect._io import write_json, write_text
 from symaffect.data.contract import PreprocessingContract
 from symaffect.errors import DataError
-from symaffect.models.calibration import is_calibration_file, load_calibrated
+from symaffect.models.calibration import (
+    CalibratedModel,
+    Calibration,
+    describe,
+    is_calibration_file,
+    load_calibrated,
+)
 from symaffect.models.checkpoint import load_checkpoint
 from symaffect.run_folder import model_file
 from symaffect.spec import MODALITIES, SFREQ
@@ -87,6 +94,19 @@ class Predictor:
     contract : PreprocessingContract
         What training did to the signal (``extra["preprocess"]`` of the checkpoint; for a
         checkpoint without one, the defaults with the model's window and modalities).
+    calibration : Calibration or None
+        The listener calibration the logits come from (None: the base heads). A run given
+        as a calibration file starts with the file's; :meth:`set_calibration` switches.
+    calibration_id : int or None
+        The session store's id of :attr:`calibration` (None for none or a file's).
+    base_path : Path
+        The base model's checkpoint (for a calibration file, the model it points to).
+
+    Notes
+    -----
+    Every prediction is ``heads(z)`` (or the calibration's logits of ``z``) of the fused
+    embedding ``z = model.embed(x)`` -- the same numbers as ``model(x)`` -- and carries
+    ``z`` and the label of the model that produced it (:attr:`model_label`).
 
     Raises
     ------
@@ -115,10 +135,106 @@ class Predictor:
         ws = extra.get("window_seconds")
         if ws is not None and abs(float(ws) * SFREQ - self.n_times) > 0.5:
             log.warning("checkpoint window_seconds=%s but model n_times=%d; using n_times", ws, self.n_times)
+        self.base_path = Path(self.info.get("base") or self.info["checkpoint"]).resolve()
+        heads = getattr(self.model, "heads", None)
+        self.can_embed: bool = hasattr(self.model, "embed") and hasattr(heads, "layers")
+        self._own_calibration: Calibration | None = (
+            self.model.calibration if isinstance(self.model, CalibratedModel) else None
+        )
+        self.calibration: Calibration | None = self._own_calibration
+        self.calibration_id: int | None = None
+        self._digest: str | None = None
 
     @property
     def window_seconds(self) -> float:
         return self.n_times / SFREQ
+
+    @property
+    def model_label(self) -> str:
+        """Which model the next prediction comes from: ``"base model"`` or
+        ``"calibrated (bias, K = 3)"`` (:func:`~symaffect.models.calibration.describe`)."""
+        return describe(self.calibration)
+
+    @property
+    def task_set(self) -> str | None:
+        """The model's task set (a key of :data:`symaffect.spec.TASK_SETS`)."""
+        return getattr(self.model, "task_set", None) or (self.info.get("extra") or {}).get("task_set")
+
+    @property
+    def embedding_dim(self) -> int | None:
+        """Width D of the fused embedding (None for a model without one)."""
+        if not self.can_embed:
+            return None
+        return int(next(iter(self.model.heads.layers.values())).in_features)
+
+    @property
+    def population_mean(self) -> np.ndarray | None:
+        """The training population's mean embedding, shape (D,) (``extra["embedding_mean"]``
+        of ``model.pt``); None for checkpoints written before it was stored.
+
+        Raises
+        ------
+        DataError
+            A stored mean that is not a finite vector of length D.
+        """
+        mean = (self.info.get("extra") or {}).get("embedding_mean")
+        if mean is None:
+            return None
+        try:
+            arr = np.asarray(mean, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise DataError("model.pt extra.embedding_mean", "is not a list of numbers") from None
+        if arr.shape != (self.embedding_dim,) or not np.all(np.isfinite(arr)):
+            raise DataError("model.pt extra.embedding_mean",
+                            f"must be {self.embedding_dim} finite numbers, got shape {arr.shape}")
+        return arr
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the base model's checkpoint file (computed once)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            with open(self.base_path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            self._digest = h.hexdigest()
+        return self._digest
+
+    def check_calibration(self, calibration: Calibration) -> None:
+        """Raise a one-line DataError unless ``calibration`` fits this model (same tasks,
+        outputs and embedding width)."""
+        if not self.can_embed:
+            raise DataError("model", f"{self.name} has no fused embedding and linear heads; it cannot be calibrated")
+        layers = self.model.heads.layers
+        if set(calibration.heads) != set(layers):
+            raise DataError("calibration", f"its tasks {sorted(calibration.heads)} are not the model's {sorted(layers)}")
+        for task, layer in layers.items():
+            w, _ = calibration.heads[task]
+            if w.shape != (layer.out_features, layer.in_features):
+                raise DataError("calibration", f"head {task!r} has shape {w.shape}, the model's is "
+                                f"{(layer.out_features, layer.in_features)}")
+
+    def set_calibration(self, calibration: Calibration | None, *, calibration_id: int | None = None) -> None:
+        """Predict with ``calibration`` from now on (None: back to the run's own model).
+
+        Parameters
+        ----------
+        calibration : Calibration or None
+        calibration_id : int, optional
+            Its id in the session store (stored with every prediction it makes).
+
+        Raises
+        ------
+        DataError
+            The calibration does not fit this model (:meth:`check_calibration`); the
+            predictor is left as it was.
+        """
+        if calibration is None:
+            self.calibration, self.calibration_id = self._own_calibration, None
+        else:
+            self.check_calibration(calibration)
+            self.calibration, self.calibration_id = calibration, calibration_id
+        log.info("predictor %s: now %s", self.name, self.model_label)
 
     def predict_window(
         self,
@@ -140,6 +256,12 @@ class Predictor:
         flags : sequence of str
         coverage : float or None
             See :meth:`Prediction.from_probabilities`.
+
+        Returns
+        -------
+        Prediction
+            With the window's fused embedding (``embedding``, shape (D,)) and the model
+            that produced it (``model_label``, ``calibration_id``).
         """
         if not x:
             raise DataError("window", "no modality given")
@@ -152,8 +274,14 @@ class Predictor:
             if arr.shape != want:
                 raise DataError("window", f"{m}: expected shape {want}, got {arr.shape}")
             batch[m] = torch.from_numpy(arr).unsqueeze(0).to(self.device)
+        embedding = None
         with torch.inference_mode():
-            out = self.model(batch)
+            if self.can_embed:
+                z = self.model.embed(batch)  # (1, D)
+                out = self.model.heads(z) if self.calibration is None else self.calibration.logits(z)
+                embedding = z[0].float().cpu().numpy()
+            else:
+                out = self.model(batch)
         probs = {}
         for task, logits in out.items():
             logits = logits[0].float()
@@ -162,7 +290,8 @@ class Predictor:
         used = tuple(m for m in self.modalities if m in x)
         return Prediction.from_probabilities(
             t, probs, modalities_used=used, n_modalities=len(self.modalities), flags=flags, coverage=coverage,
-            multilabel=self.task_kind == "multilabel",
+            multilabel=self.task_kind == "multilabel", embedding=embedding, model_label=self.model_label,
+            calibration_id=self.calibration_id,
         )
 
 
@@ -203,6 +332,9 @@ class SessionPipeline:
     eeg_band : (float, float) or None or "auto"
         EEG band-pass; "auto" takes the contract's ``eeg_band`` (the band of the training
         signal).
+    before_hop : callable or None
+        Called with the hop's stream time just before each hop is predicted (the live
+        session switches its model there).
 
     Notes
     -----
@@ -222,8 +354,10 @@ class SessionPipeline:
         window: float | None = None,
         thresholds: QualityThresholds = QualityThresholds(),
         eeg_band: tuple[float, float] | None | str = "auto",
+        before_hop: Callable[[float], None] | None = None,
     ):
         self.predictor = predictor
+        self.before_hop = before_hop
         self.ch_names = tuple(ch_names)
         n_times = predictor.n_times
         if window is not None and abs(window * SFREQ - n_times) > 0.5:
@@ -288,6 +422,8 @@ class SessionPipeline:
 
     def _hop(self) -> HopResult:
         t = self.buf.n_total / SFREQ
+        if self.before_hop is not None:
+            self.before_hop(t)
         z, raw, miss = self.buf.window()
         flags = modality_flags(raw, miss, self.ch_names, self.groups, thresholds=self.thresholds)
         dropped = {f.modality for f in flags if f.drops}

@@ -59,6 +59,17 @@ class Prediction:
     latency_ms : float or None
         Time from the window's last sample becoming available to the prediction
         (set by the streamer / storer; None offline).
+    embedding : ndarray of float32, shape (D,), or None
+        The fused embedding the heads read (``model.embed(x)``): the session store keeps
+        it so that a listener's calibration can be fitted from stored hops. None for a
+        model without one. Not part of :meth:`to_dict`.
+    model_label : str or None
+        Which model produced the prediction: ``"base model"`` or
+        :func:`symaffect.models.calibration.describe` of the active calibration
+        (``"calibrated (bias, K = 3)"``); None when unknown.
+    calibration_id : int or None
+        Session-store id of the calibration that produced it (None: none, or one loaded
+        from a file).
     """
 
     t: float
@@ -69,6 +80,9 @@ class Prediction:
     modalities_used: tuple[str, ...]
     flags: list[str] = field(default_factory=list)
     latency_ms: float | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    model_label: str | None = None
+    calibration_id: int | None = None
 
     @classmethod
     def from_probabilities(
@@ -82,6 +96,9 @@ class Prediction:
         latency_ms: float | None = None,
         coverage: float | None = None,
         multilabel: bool = False,
+        embedding: np.ndarray | None = None,
+        model_label: str | None = None,
+        calibration_id: int | None = None,
     ) -> Prediction:
         """Build a prediction (expected ratings, quadrant, confidence) from probabilities.
 
@@ -100,6 +117,10 @@ class Prediction:
             ``len(modalities_used) / n_modalities``.
         multilabel : bool
             The ``"quadrant"`` outputs are independent (sigmoid) probabilities.
+        embedding : ndarray, shape (D,), optional
+        model_label : str, optional
+        calibration_id : int, optional
+            See the class docstring.
         """
         probs = {k: [float(v) for v in p] for k, p in probabilities.items()}
         expected = {k: expected_rating(p) for k, p in probs.items() if k in RATING_COLUMNS}
@@ -125,6 +146,9 @@ class Prediction:
             modalities_used=tuple(modalities_used),
             flags=list(flags),
             latency_ms=latency_ms,
+            embedding=None if embedding is None else np.asarray(embedding, dtype=np.float32).reshape(-1),
+            model_label=model_label,
+            calibration_id=None if calibration_id is None else int(calibration_id),
         )
 
     @property

@@ -25,6 +25,14 @@ reconnects (:meth:`Connection.reopen`) until the source is back or the session i
 stopped. Either way the missing span (from the timestamps, at most ``max_fill_seconds``)
 is filled and flagged, so no window mixes data across the gap.
 
+Calibration: just before each hop is predicted the session asks the store (one indexed
+query) whether a calibration was activated for it (by the dashboard's "Calibrate", or a stored calibration
+of the listener chosen there); when the activation changed, the predictor switches to it
+(:meth:`Predictor.set_calibration`) and every later hop is predicted, and stored, with it
+(``model_label`` and ``calibration_id`` on each prediction). A calibration that does not
+fit the model is refused: the session keeps its model, logs it and stores a
+``stream:calibration`` quality row.
+
 Markers: a source may carry music segments as marker strings, JSON
 ``{"event": "start"|"end"|"eof", "track": ..., "t": stream_s, "n_samples": int}``
 (checked by :func:`parse_marker`; plain text is the start of a track of that name).
@@ -46,6 +54,7 @@ from typing import Protocol
 import numpy as np
 
 from symaffect.errors import DataError
+from symaffect.models.calibration import Calibration
 from symaffect.spec import SFREQ
 from symaffect.stream.pipeline import HopResult, Predictor, SessionPipeline
 from symaffect.stream.store import SessionStore
@@ -197,6 +206,8 @@ class LiveSession:
     stats : StreamStats
     conn : Connection or None
         The current connection (replaced on reconnection; None once lost for good).
+    activation_id : int or None
+        The store's calibration activation the predictor follows (None: none seen yet).
     """
 
     def __init__(
@@ -217,13 +228,18 @@ class LiveSession:
         stop: threading.Event | None = None,
     ):
         self.pipe = SessionPipeline(predictor, conn.ch_names, conn.sfreq, hop=hop, window=window)
+        self.predictor = predictor
         self.sid = store.create_session(
             participant, predictor.name, run_dir=predictor.run,
             meta={"source": source, "hop": hop, "window": predictor.window_seconds, "sfreq": conn.sfreq,
                   "channels": list(conn.ch_names), "replay_speed": conn.speed,
                   "absent_modalities": self.pipe.absent, "partial_modalities": self.pipe.partial,
-                  "channel_notes": conn.notes},
+                  "channel_notes": conn.notes, "model_path": str(predictor.base_path),
+                  "model_sha256": predictor.digest, "model_label": predictor.model_label,
+                  "task_set": predictor.task_set},
         )
+        self.activation_id: int | None = None
+        self.pipe.before_hop = self._follow_calibration
         self.stats = StreamStats(session_id=self.sid)
         self.conn: Connection | None = conn
         self.store = store
@@ -363,6 +379,26 @@ class LiveSession:
             log.info("stored hop t=%.3f prediction=%s", h.t, h.prediction is not None)
             for listener in self.listeners:
                 listener(h)
+
+    def _follow_calibration(self, t: float) -> None:
+        """Switch the predictor when the store holds a new calibration activation for this
+        session (one indexed query, run just before each hop is predicted): the hop about to
+        be predicted is the first of the new model."""
+        act = self.store.active_calibration(self.sid)
+        if act is None or act.id == self.activation_id:
+            return
+        self.activation_id = act.id
+        try:
+            cal = None
+            if act.calibration_id is not None:
+                cal = Calibration.from_dict(self.store.calibration(act.calibration_id).calibration)
+            self.predictor.set_calibration(cal, calibration_id=act.calibration_id)
+        except DataError as e:
+            log.warning("session %d: calibration %s not applied: %s", self.sid, act.calibration_id, e)
+            self.store.add_quality(self.sid, t, "stream", "calibration",
+                                   f"calibration {act.calibration_id} not applied: {e}")
+            return
+        log.info("session %d: from t=%.3f on, predictions by the %s", self.sid, t, self.predictor.model_label)
 
     def _store_prediction(self, h: HopResult) -> None:
         """Store the hop's prediction with its latency (clock at commit minus the timestamp

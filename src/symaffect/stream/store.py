@@ -1,4 +1,5 @@
-"""SQLite session store: sessions, music segments, per-hop predictions, quality flags.
+"""SQLite session store: sessions, music segments, per-hop predictions, quality flags,
+the listener's own ratings of segments and their calibrations.
 
 Durability
 ----------
@@ -27,8 +28,23 @@ Rows (what the read methods return)
 -----------------------------------
 Frozen dataclasses, validated on reading (a corrupt row is a :class:`DataError` naming the
 file, the table, the row and the column): :class:`SessionRow`, :class:`SegmentRow`,
-:class:`PredictionRow` and :class:`QualityRow`. ``row.to_dict()`` gives the row as plain
-JSON-able values under its column names (the dashboard's JSON).
+:class:`PredictionRow`, :class:`QualityRow`, :class:`SegmentRatingRow`,
+:class:`CalibrationRow` and :class:`ActivationRow`; the per-hop embeddings come back as
+one :class:`HopEmbeddings`. ``row.to_dict()`` gives the row as plain JSON-able values
+under its column names (the dashboard's JSON).
+
+Listener calibration (schema v3)
+--------------------------------
+Every prediction may carry the fused embedding its heads read (table ``hop_embeddings``,
+a float32 BLOB per hop, written in the prediction's transaction), which model produced
+it (``predictions.model_label``: ``"base model"`` or ``"calibrated (bias, K = 3)"``, and
+``predictions.calibration_id``). The therapist's entry of the listener's own valence /
+arousal / liking (1-9) for a segment is a ``segment_ratings`` row; re-rating a segment
+supersedes the current row (``superseded_at``) and adds a new one, so the history is
+kept. A fitted calibration is a ``calibrations`` row under the listener's pseudonym
+(``Calibration.to_dict()`` as JSON, the base model's path and SHA-256); activating one
+for a session appends a ``calibration_activations`` row (``calibration_id`` NULL: back to
+the base model), which the live session polls once per hop.
 
 Schema versions
 ---------------
@@ -40,6 +56,7 @@ code is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -47,10 +64,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from symaffect.errors import DataError
 from symaffect.spec import QUADRANT_CODES
@@ -142,7 +161,60 @@ def _v1_to_v2(con: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2]
+def _v2_to_v3(con: sqlite3.Connection) -> None:
+    """Listener calibration: per-hop embeddings, segment ratings, calibrations, their
+    activations, and which model produced each prediction (existing rows: NULL)."""
+    _script(
+        con,
+        """
+        CREATE TABLE calibrations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            participant TEXT NOT NULL,
+            session_id INTEGER REFERENCES sessions(id),
+            created_at REAL NOT NULL,
+            method TEXT NOT NULL,
+            k INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            calibration TEXT NOT NULL,
+            base_model TEXT,
+            base_digest TEXT
+        );
+        CREATE INDEX calibrations_participant ON calibrations(participant, id);
+        CREATE TABLE calibration_activations (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            calibration_id INTEGER REFERENCES calibrations(id),
+            activated_at REAL NOT NULL
+        );
+        CREATE INDEX calibration_activations_session ON calibration_activations(session_id, id);
+        CREATE TABLE segment_ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            segment_id INTEGER NOT NULL REFERENCES segments(id) ON DELETE CASCADE,
+            valence REAL CHECK (valence IS NULL OR (valence >= 1 AND valence <= 9)),
+            arousal REAL CHECK (arousal IS NULL OR (arousal >= 1 AND arousal <= 9)),
+            liking REAL CHECK (liking IS NULL OR (liking >= 1 AND liking <= 9)),
+            created_at REAL NOT NULL,
+            superseded_at REAL,
+            CHECK (valence IS NOT NULL OR arousal IS NOT NULL OR liking IS NOT NULL)
+        );
+        CREATE UNIQUE INDEX segment_ratings_current ON segment_ratings(segment_id) WHERE superseded_at IS NULL;
+        CREATE INDEX segment_ratings_session ON segment_ratings(session_id);
+        CREATE TABLE hop_embeddings (
+            prediction_id INTEGER PRIMARY KEY REFERENCES predictions(id) ON DELETE CASCADE,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            t REAL NOT NULL,
+            dim INTEGER NOT NULL,
+            z BLOB NOT NULL
+        );
+        CREATE INDEX hop_embeddings_session_t ON hop_embeddings(session_id, t);
+        ALTER TABLE predictions ADD COLUMN model_label TEXT;
+        ALTER TABLE predictions ADD COLUMN calibration_id INTEGER REFERENCES calibrations(id);
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
 """Ordered migrations; ``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -284,6 +356,11 @@ class PredictionRow(_Row):
     latency_ms : float or None
     created_at : float or None
         Wall-clock write time (None for rows of schema v1).
+    model_label : str or None
+        Which model produced it (``"base model"``, ``"calibrated (bias, K = 3)"``); None
+        for rows written before schema v3 (not recorded).
+    calibration_id : int or None
+        The :class:`CalibrationRow` that produced it, if any.
     """
 
     id: int
@@ -299,6 +376,8 @@ class PredictionRow(_Row):
     latency_ms: float | None
     flags: tuple[str, ...]
     created_at: float | None
+    model_label: str | None = None
+    calibration_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -311,6 +390,140 @@ class QualityRow(_Row):
     modality: str
     flag: str
     detail: str
+
+
+RATINGS: tuple[str, ...] = ("valence", "arousal", "liking")
+"""The listener's own ratings of a segment (DEAP's 1-9 self-assessment scales)."""
+RATING_RANGE: tuple[float, float] = (1.0, 9.0)
+
+
+@dataclass(frozen=True)
+class SegmentRatingRow(_Row):
+    """The listener's own ratings of one segment, as the therapist entered them.
+
+    Attributes
+    ----------
+    id, session_id, segment_id : int
+    valence, arousal, liking : float or None
+        In [1, 9]; None for a rating not given (at least one is given).
+    created_at : float
+        Wall-clock time of the entry.
+    superseded_at : float or None
+        When a re-rating replaced it (None: the current rating).
+    """
+
+    id: int
+    session_id: int
+    segment_id: int
+    valence: float | None
+    arousal: float | None
+    liking: float | None
+    created_at: float
+    superseded_at: float | None
+
+    def given(self) -> dict[str, float]:
+        """The ratings that were given, ``{name: value}``."""
+        return {k: getattr(self, k) for k in RATINGS if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True)
+class CalibrationRow(_Row):
+    """A listener's calibration, stored under their pseudonym.
+
+    Attributes
+    ----------
+    id : int
+    participant : str
+        The listener's pseudonym.
+    session_id : int or None
+        The session it was fitted in.
+    created_at : float
+    method : str
+    k : int
+        Number of rated segments it was fitted on.
+    label : str
+        ``describe(calibration)``, e.g. ``"calibrated (bias, K = 3)"``.
+    calibration : dict
+        ``Calibration.to_dict()`` (shift and heads).
+    base_model : str or None
+        Path of the base model (checkpoint) it calibrates.
+    base_digest : str or None
+        SHA-256 of that checkpoint file (a calibration only fits the model it was fitted on).
+    """
+
+    id: int
+    participant: str
+    session_id: int | None
+    created_at: float
+    method: str
+    k: int
+    label: str
+    calibration: dict[str, Any]
+    base_model: str | None
+    base_digest: str | None
+
+    def summary(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the weights (the dashboard's list)."""
+        d = self.to_dict()
+        d.pop("calibration")
+        d["tracks"] = list(self.calibration.get("tracks") or [])
+        return d
+
+
+@dataclass(frozen=True)
+class ActivationRow(_Row):
+    """A calibration activated for a session (``calibration_id`` None: the base model).
+
+    ``label`` is the calibration's label (``"base model"`` for None).
+    """
+
+    id: int
+    session_id: int
+    calibration_id: int | None
+    activated_at: float
+    label: str
+
+
+@dataclass(frozen=True)
+class HopEmbeddings:
+    """A session's stored per-hop fused embeddings, by time.
+
+    Attributes
+    ----------
+    prediction_id : ndarray of int64, shape (n,)
+    t : ndarray of float64, shape (n,)
+        Stream time of each hop (s).
+    z : ndarray of float32, shape (n, D)
+    """
+
+    prediction_id: np.ndarray
+    t: np.ndarray
+    z: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.t.size)
+
+
+def check_rating(name: str, value: Any) -> float | None:
+    """One rating a user typed: None, or a finite number in [1, 9].
+
+    Raises
+    ------
+    DataError
+        One line naming the rating: not a number (a string, a bool), NaN / infinite, or
+        outside [1, 9].
+    """
+    if value is None:
+        return None
+    lo, hi = RATING_RANGE
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise DataError(name, f"must be a number from {lo:g} to {hi:g}, got {str(value)[:20]!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise DataError(name, f"must be a number from {lo:g} to {hi:g}, got {v}")
+    if not lo <= v <= hi:
+        raise DataError(name, f"must be from {lo:g} to {hi:g}, got {v:g}")
+    return v
 
 
 # --- the store -----------------------------------------------------------------------
@@ -397,16 +610,23 @@ class SessionStore:
 
     def _write(self, sql: str, params: tuple = ()) -> int:
         """Run one statement in its own committed transaction; return lastrowid."""
+        with self._transaction() as con:
+            cur = con.execute(sql, params)
+        return int(cur.lastrowid or 0)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
+        rolled back (nothing written) when it raises."""
         con = self._con()
         with self._write_lock:
             con.execute("BEGIN IMMEDIATE")
             try:
-                cur = con.execute(sql, params)
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
-        return int(cur.lastrowid or 0)
 
     def close(self) -> None:
         """Close every connection this store opened (idempotent)."""
@@ -537,25 +757,87 @@ class SessionStore:
     # predictions ----------------------------------------------------------------------
 
     def add_prediction(self, session_id: int, pred: Prediction) -> int:
-        """Store one prediction, committed in its own transaction; return its row id."""
-        return self._write(
-            "INSERT INTO predictions (session_id, t, valence, arousal, liking, probabilities,"
-            " quadrant, confidence, modalities_used, latency_ms, flags, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                int(session_id),
-                float(pred.t),
-                pred.valence,
-                pred.arousal,
-                pred.liking,
-                json.dumps(pred.probabilities),
-                pred.quadrant,
-                float(pred.confidence),
-                json.dumps(list(pred.modalities_used)),
-                None if pred.latency_ms is None else float(pred.latency_ms),
-                json.dumps(list(pred.flags)),
-                time.time(),
-            ),
+        """Store one prediction, committed in its own transaction; return its row id.
+
+        The prediction's ``model_label`` and ``calibration_id`` go with it, and its
+        ``embedding`` (when it has one) into ``hop_embeddings``, in the same transaction.
+        """
+        z = None
+        if pred.embedding is not None:
+            z = np.ascontiguousarray(pred.embedding, dtype="<f4").reshape(-1)
+            if z.size == 0 or not np.all(np.isfinite(z)):
+                raise DataError("embedding", "must be a non-empty finite vector")
+        with self._transaction() as con:
+            cur = con.execute(
+                "INSERT INTO predictions (session_id, t, valence, arousal, liking, probabilities,"
+                " quadrant, confidence, modalities_used, latency_ms, flags, created_at, model_label,"
+                " calibration_id) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    int(session_id),
+                    float(pred.t),
+                    pred.valence,
+                    pred.arousal,
+                    pred.liking,
+                    json.dumps(pred.probabilities),
+                    pred.quadrant,
+                    float(pred.confidence),
+                    json.dumps(list(pred.modalities_used)),
+                    None if pred.latency_ms is None else float(pred.latency_ms),
+                    json.dumps(list(pred.flags)),
+                    time.time(),
+                    None if pred.model_label is None else str(pred.model_label),
+                    None if pred.calibration_id is None else int(pred.calibration_id),
+                ),
+            )
+            pid = int(cur.lastrowid or 0)
+            if z is not None:
+                con.execute(
+                    "INSERT INTO hop_embeddings (prediction_id, session_id, t, dim, z) VALUES (?,?,?,?,?)",
+                    (pid, int(session_id), float(pred.t), int(z.size), z.tobytes()),
+                )
+        return pid
+
+    def latest_prediction(self, session_id: int) -> PredictionRow | None:
+        """The session's latest prediction (None when it has none)."""
+        rows = self._read(
+            "SELECT * FROM predictions WHERE session_id = ? ORDER BY t DESC, id DESC LIMIT 1", (int(session_id),)
+        )
+        return _prediction_row(rows[0], self.path) if rows else None
+
+    def embeddings(self, session_id: int) -> HopEmbeddings:
+        """The session's stored per-hop embeddings, by time (empty when none was stored).
+
+        Raises
+        ------
+        DataError
+            A corrupt row (a blob whose length is not ``dim`` float32 values, not finite,
+            or a dimension that differs from the session's other hops).
+        """
+        rows = self._read(
+            "SELECT prediction_id, t, dim, z FROM hop_embeddings WHERE session_id = ? ORDER BY t, prediction_id",
+            (int(session_id),),
+        )
+        ids, ts, zs = [], [], []
+        dim = None
+        for r in rows:
+            d = dict(r)
+            d["id"] = d["prediction_id"]
+            blob, n = d["z"], d["dim"]
+            if not isinstance(n, int) or n < 1 or not isinstance(blob, bytes) or len(blob) != 4 * n:
+                raise _bad(self.path, "hop_embeddings", d, "z", f"is not {n!r} float32 values")
+            if dim is not None and n != dim:
+                raise _bad(self.path, "hop_embeddings", d, "dim", f"is {n}, other hops have {dim}")
+            dim = n
+            z = np.frombuffer(blob, dtype="<f4")
+            if not np.all(np.isfinite(z)):
+                raise _bad(self.path, "hop_embeddings", d, "z", "is not finite")
+            ids.append(d["prediction_id"])
+            ts.append(_number(self.path, "hop_embeddings", d, "t"))
+            zs.append(z)
+        return HopEmbeddings(
+            prediction_id=np.asarray(ids, dtype=np.int64),
+            t=np.asarray(ts, dtype=np.float64),
+            z=np.stack(zs).astype(np.float32) if zs else np.zeros((0, 0), dtype=np.float32),
         )
 
     def predictions(self, session_id: int, since_t: float | None = None) -> list[PredictionRow]:
@@ -568,6 +850,174 @@ class SessionStore:
                 (int(session_id), float(since_t)),
             )
         return [_prediction_row(r, self.path) for r in rows]
+
+    def segment(self, segment_id: int) -> SegmentRow:
+        """One segment row; DataError if there is none with this id."""
+        rows = self._read("SELECT * FROM segments WHERE id = ?", (int(segment_id),))
+        if not rows:
+            raise DataError("segment", f"no segment with id {segment_id}")
+        return _segment_row(rows[0], self.path)
+
+    # the listener's ratings -----------------------------------------------------------
+
+    def rate_segment(
+        self,
+        session_id: int,
+        segment_id: int,
+        *,
+        valence: float | None = None,
+        arousal: float | None = None,
+        liking: float | None = None,
+    ) -> SegmentRatingRow:
+        """Store the listener's own ratings of one segment (1-9; any subset, at least one).
+
+        A segment already rated keeps its earlier rating as history (``superseded_at``
+        set) and the new one replaces it, in one transaction.
+
+        Raises
+        ------
+        DataError
+            One line: a rating that is not a number in [1, 9], none given, a segment that
+            does not exist or belongs to another session, or a segment still playing (no
+            end while its session is open). Nothing is written then.
+        """
+        given = {k: check_rating(k, v) for k, v in (("valence", valence), ("arousal", arousal), ("liking", liking))}
+        if all(v is None for v in given.values()):
+            raise DataError("ratings", "give at least one of valence, arousal, liking (1-9)")
+        ses = self.session(session_id)
+        seg = self.segment(segment_id)
+        if seg.session_id != int(session_id):
+            raise DataError("segment", f"segment {segment_id} is not in session {session_id}")
+        if seg.end is None and ses.ended_at is None:
+            raise DataError("segment", f"segment {segment_id} is still playing: rate it once it has ended")
+        now = time.time()
+        with self._transaction() as con:
+            con.execute(
+                "UPDATE segment_ratings SET superseded_at = ? WHERE segment_id = ? AND superseded_at IS NULL",
+                (now, int(segment_id)),
+            )
+            cur = con.execute(
+                "INSERT INTO segment_ratings (session_id, segment_id, valence, arousal, liking, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (int(session_id), int(segment_id), given["valence"], given["arousal"], given["liking"], now),
+            )
+            rid = int(cur.lastrowid or 0)
+        return _rating_row(self._read("SELECT * FROM segment_ratings WHERE id = ?", (rid,))[0], self.path)
+
+    def segment_ratings(self, session_id: int, *, history: bool = False) -> list[SegmentRatingRow]:
+        """The session's current segment ratings, by segment start (``history``: also the
+        superseded ones, oldest first per segment)."""
+        where = "" if history else " AND r.superseded_at IS NULL"
+        rows = self._read(
+            "SELECT r.* FROM segment_ratings r JOIN segments g ON g.id = r.segment_id"
+            f" WHERE r.session_id = ?{where} ORDER BY g.start, g.id, r.id",
+            (int(session_id),),
+        )
+        return [_rating_row(r, self.path) for r in rows]
+
+    # calibrations ---------------------------------------------------------------------
+
+    def participants(self) -> list[str]:
+        """Every pseudonym with a session in the store, sorted."""
+        return [r[0] for r in self._read("SELECT DISTINCT participant FROM sessions ORDER BY participant")]
+
+    def has_participant(self, participant: str) -> bool:
+        """Whether any session was stored under ``participant``."""
+        return bool(self._read("SELECT 1 FROM sessions WHERE participant = ? LIMIT 1", (str(participant),)))
+
+    def add_calibration(
+        self,
+        participant: str,
+        calibration: Mapping[str, Any],
+        *,
+        method: str,
+        k: int,
+        label: str,
+        session_id: int | None = None,
+        base_model: str | None = None,
+        base_digest: str | None = None,
+        activate: bool = False,
+    ) -> int:
+        """Store a listener's calibration under their pseudonym; return its id.
+
+        Parameters
+        ----------
+        participant : str
+            The listener's pseudonym.
+        calibration : dict
+            ``Calibration.to_dict()``.
+        method, k, label : str, int, str
+            Its method, number of rated segments and ``describe()`` label.
+        session_id : int, optional
+            The session it was fitted in.
+        base_model, base_digest : str, optional
+            Path and SHA-256 of the base model's checkpoint.
+        activate : bool
+            Also activate it for ``session_id``, in the same transaction.
+        """
+        if not isinstance(participant, str) or not participant.strip():
+            raise DataError("participant", "must be a non-empty pseudonym")
+        if session_id is not None:
+            self._check_session(session_id)
+        if activate and session_id is None:
+            raise DataError("calibration", "activating needs the session it is for")
+        doc = json.dumps(dict(calibration))
+        now = time.time()
+        with self._transaction() as con:
+            cur = con.execute(
+                "INSERT INTO calibrations (participant, session_id, created_at, method, k, label, calibration,"
+                " base_model, base_digest) VALUES (?,?,?,?,?,?,?,?,?)",
+                (participant.strip(), None if session_id is None else int(session_id), now, str(method), int(k),
+                 str(label), doc, base_model, base_digest),
+            )
+            cid = int(cur.lastrowid or 0)
+            if activate:
+                con.execute(
+                    "INSERT INTO calibration_activations (session_id, calibration_id, activated_at) VALUES (?,?,?)",
+                    (int(session_id), cid, now),
+                )
+        return cid
+
+    def calibration(self, calibration_id: int) -> CalibrationRow:
+        """One calibration row; DataError if there is none with this id."""
+        rows = self._read("SELECT * FROM calibrations WHERE id = ?", (int(calibration_id),))
+        if not rows:
+            raise DataError("calibration", f"no calibration with id {calibration_id}")
+        return _calibration_row(rows[0], self.path)
+
+    def calibrations(self, participant: str) -> list[CalibrationRow]:
+        """The listener's stored calibrations, newest first."""
+        rows = self._read("SELECT * FROM calibrations WHERE participant = ? ORDER BY id DESC", (str(participant),))
+        return [_calibration_row(r, self.path) for r in rows]
+
+    def activate_calibration(self, session_id: int, calibration_id: int | None) -> int:
+        """Make ``calibration_id`` (None: the base model) the session's model from its next
+        hop on; return the activation's id.
+
+        Raises
+        ------
+        DataError
+            No such session or calibration, or a calibration of another listener.
+        """
+        ses = self.session(session_id)
+        if calibration_id is not None:
+            cal = self.calibration(calibration_id)
+            if cal.participant != ses.participant:
+                raise DataError("calibration", f"calibration {calibration_id} belongs to another listener")
+        return self._write(
+            "INSERT INTO calibration_activations (session_id, calibration_id, activated_at) VALUES (?,?,?)",
+            (int(session_id), None if calibration_id is None else int(calibration_id), time.time()),
+        )
+
+    def active_calibration(self, session_id: int) -> ActivationRow | None:
+        """The session's latest activation (one indexed query), None when there was none."""
+        rows = self._read(
+            "SELECT a.*, c.label AS label FROM calibration_activations a"
+            " LEFT JOIN calibrations c ON c.id = a.calibration_id"
+            " WHERE a.session_id = ? ORDER BY a.id DESC LIMIT 1",
+            (int(session_id),),
+        )
+        return _activation_row(rows[0], self.path) if rows else None
 
     # quality --------------------------------------------------------------------------
 
@@ -672,6 +1122,67 @@ def _quality_row(r: sqlite3.Row, path: Path) -> QualityRow:
     )
 
 
+def _optional_int(path: Path, table: str, r: dict, col: str) -> int | None:
+    v = r.get(col)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise _bad(path, table, r, col, f"holds {str(v)[:40]!r}, not an integer")
+    return v
+
+
+def _rating_row(r: sqlite3.Row, path: Path) -> SegmentRatingRow:
+    d, tb = dict(r), "segment_ratings"
+    values = {}
+    for k in RATINGS:
+        v = _number(path, tb, d, k, optional=True)
+        if v is not None and not RATING_RANGE[0] <= v <= RATING_RANGE[1]:
+            raise _bad(path, tb, d, k, f"holds {v:g}, not a rating from 1 to 9")
+        values[k] = v
+    return SegmentRatingRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        segment_id=d["segment_id"],
+        **values,
+        created_at=_number(path, tb, d, "created_at"),
+        superseded_at=_number(path, tb, d, "superseded_at", optional=True),
+    )
+
+
+def _calibration_row(r: sqlite3.Row, path: Path) -> CalibrationRow:
+    d, tb = dict(r), "calibrations"
+    k = d.get("k")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise _bad(path, tb, d, "k", f"holds {str(k)[:40]!r}, not a count")
+    return CalibrationRow(
+        id=d["id"],
+        participant=_text(path, tb, d, "participant"),
+        session_id=_optional_int(path, tb, d, "session_id"),
+        created_at=_number(path, tb, d, "created_at"),
+        method=_text(path, tb, d, "method"),
+        k=k,
+        label=_text(path, tb, d, "label"),
+        calibration=_json(path, tb, d, "calibration", dict, "{}"),
+        base_model=_text(path, tb, d, "base_model", optional=True),
+        base_digest=_text(path, tb, d, "base_digest", optional=True),
+    )
+
+
+def _activation_row(r: sqlite3.Row, path: Path) -> ActivationRow:
+    d, tb = dict(r), "calibration_activations"
+    cid = _optional_int(path, tb, d, "calibration_id")
+    label = "base model" if cid is None else _text(path, tb, d, "label", optional=True)
+    if label is None:
+        raise _bad(path, tb, d, "calibration_id", f"names calibration {cid}, which is not stored")
+    return ActivationRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        calibration_id=cid,
+        activated_at=_number(path, tb, d, "activated_at"),
+        label=label,
+    )
+
+
 def _prediction_row(r: sqlite3.Row, path: Path) -> PredictionRow:
     d, tb = dict(r), "predictions"
     probs = _json(path, tb, d, "probabilities", dict, "{}")
@@ -697,4 +1208,6 @@ def _prediction_row(r: sqlite3.Row, path: Path) -> PredictionRow:
         latency_ms=_number(path, tb, d, "latency_ms", optional=True),
         flags=flags,
         created_at=_number(path, tb, d, "created_at", optional=True),
+        model_label=_text(path, tb, d, "model_label", optional=True),
+        calibration_id=_optional_int(path, tb, d, "calibration_id"),
     )

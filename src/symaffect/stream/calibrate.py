@@ -1,0 +1,352 @@
+"""Live calibration: fit a listener's calibration from the segments they rated in a session.
+
+During a session the therapist enters the listener's own valence / arousal / liking (1-9)
+for a music segment once it has ended (:meth:`SessionStore.rate_segment`). Once at least
+:data:`MIN_RATED_SEGMENTS` segments are rated, :func:`calibrate_session` fits a
+:class:`~symaffect.models.calibration.Calibration` from the session's stored hops, stores
+it under the listener's pseudonym and activates it for the session; the live session
+(:class:`~symaffect.stream.session.LiveSession`) picks it up at its next hop.
+
+What the fit sees
+-----------------
+* **Windows of a rated segment**: the stored hops with ``start <= t <= end`` (``t`` is the
+  stream time of a window's last sample; an open segment of an ended session runs to the
+  last hop), each with its stored fused embedding ``z``; the segment id is its track, so
+  every segment weighs the same whatever its number of hops.
+* **Targets**: the segment's ratings through the label rules of the model's task set
+  (:data:`symaffect.data.labels.PRESETS`), dominance 5. A task whose ratings were not all
+  given for a segment (valence for ``binary_valence``; valence and arousal for a quadrant
+  task) leaves that segment out of that task's fit; a task no rated segment informs keeps
+  its base head (re-centred only).
+* **Re-centring**: onto the training population's mean embedding (``model.pt``
+  ``extra["embedding_mean"]``) from the mean of *all* the session's stored hops. A model
+  saved without that mean is re-centred onto the session's own mean (shift 0), which is
+  logged.
+
+The method is :data:`LIVE_METHOD` (``"bias"``: the heads' biases refitted, weights kept),
+the one that is safe with a handful of rated segments.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from symaffect.data.labels import PRESETS
+from symaffect.errors import DataError
+from symaffect.models.calibration import (
+    Calibration,
+    base_heads,
+    describe,
+    fit_calibration,
+)
+from symaffect.spec import LABEL_COLUMNS, TASK_SETS
+from symaffect.stream.pipeline import Predictor
+from symaffect.stream.store import (
+    RATINGS,
+    SegmentRatingRow,
+    SegmentRow,
+    SessionRow,
+    SessionStore,
+)
+
+log = logging.getLogger(__name__)
+
+MIN_RATED_SEGMENTS = 2
+"""Fewest rated segments a live calibration is fitted from."""
+LIVE_METHOD = "bias"
+"""The method of a live calibration (``models.calibration``: biases only, anchored)."""
+LIVE_METHODS = ("bias", "heads")
+"""Methods a live calibration may use (both need rated segments)."""
+DOMINANCE = 5.0
+"""Dominance is not asked for: the middle of the scale."""
+
+
+@dataclass(frozen=True)
+class SessionCalibration:
+    """A calibration fitted from a session's rated segments.
+
+    Attributes
+    ----------
+    calibration : Calibration
+    calibration_id : int or None
+        Its id in the store (None when not stored).
+    label : str
+        ``describe(calibration)``, e.g. ``"calibrated (bias, K = 3)"``.
+    segments : tuple of int
+        The rated segments it was fitted on.
+    n_windows : int
+        Stored hops inside those segments.
+    n_unlabelled : int
+        Stored hops of the whole session (the re-centring pool).
+    tasks : tuple of str
+        Tasks whose heads were refitted (the others keep their base head, re-centred).
+    recentred_on : {"population", "session"}
+        The training population's mean embedding, or (a model without one) the session's own.
+    seconds : float
+        Time the fit took.
+    """
+
+    calibration: Calibration
+    calibration_id: int | None
+    label: str
+    segments: tuple[int, ...]
+    n_windows: int
+    n_unlabelled: int
+    tasks: tuple[str, ...]
+    recentred_on: str
+    seconds: float
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able summary (no weights)."""
+        return {
+            "calibration_id": self.calibration_id, "label": self.label, "method": self.calibration.method,
+            "k": self.calibration.k, "segments": list(self.segments), "n_windows": self.n_windows,
+            "n_unlabelled": self.n_unlabelled, "tasks": list(self.tasks), "recentred_on": self.recentred_on,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def task_columns(task_set: str) -> dict[str, tuple[str, ...]]:
+    """The rating columns each task of ``task_set`` reads (``{"quadrant": ("valence", "arousal")}``)."""
+    if task_set not in TASK_SETS:
+        raise DataError("task_set", f"{task_set!r} is not one of {tuple(TASK_SETS)}")
+    out = {}
+    for t in TASK_SETS[task_set].tasks:
+        out[t.name] = (t.column,) if t.rule in ("nine_class", "binary") else ("valence", "arousal")
+    return out
+
+
+def segment_targets(task_set: str, rating: SegmentRatingRow) -> dict[str, np.ndarray]:
+    """The targets of one rated segment for every task its ratings inform.
+
+    Parameters
+    ----------
+    task_set : str
+    rating : SegmentRatingRow
+
+    Returns
+    -------
+    dict of str to ndarray
+        Per task, the target of the segment (a class id, shape (), or a multi-hot vector,
+        shape (n_classes,)); tasks whose ratings were not given are absent.
+    """
+    given = rating.given()
+    row = np.full((1, len(LABEL_COLUMNS)), DOMINANCE)
+    for k, v in given.items():
+        row[0, LABEL_COLUMNS.index(k)] = v
+    rules = PRESETS[task_set]
+    return {task: rules[task](row)[0] for task, cols in task_columns(task_set).items()
+            if all(c in given for c in cols)}
+
+
+def rated_windows(
+    segments: Sequence[SegmentRow], t: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Per segment id, the indices of the hops ``t`` inside it (``start <= t <= end``; an
+    open segment runs to the last hop)."""
+    out = {}
+    for seg in segments:
+        end = np.inf if seg.end is None else seg.end
+        out[seg.id] = np.flatnonzero((t >= seg.start) & (t <= end))
+    return out
+
+
+def fit_session_calibration(
+    store: SessionStore, session_id: int, predictor: Predictor, *, method: str = LIVE_METHOD,
+) -> SessionCalibration:
+    """Fit the listener's calibration from the session's rated segments (nothing is stored).
+
+    Parameters
+    ----------
+    store : SessionStore
+    session_id : int
+    predictor : Predictor
+        The session's model (its base heads, task set and population mean embedding).
+    method : {"bias", "heads"}
+
+    Returns
+    -------
+    SessionCalibration
+        With ``calibration_id`` None.
+
+    Raises
+    ------
+    DataError
+        One line: fewer than :data:`MIN_RATED_SEGMENTS` rated segments (or rated segments
+        with stored hops), no stored embeddings, a model that cannot be calibrated, or
+        ratings that inform none of the model's tasks.
+    """
+    t0 = time.perf_counter()
+    if method not in LIVE_METHODS:
+        raise DataError("method", f"{method!r} is not one of {LIVE_METHODS}")
+    session = store.session(session_id)
+    ratings = store.segment_ratings(session_id)
+    if len(ratings) < MIN_RATED_SEGMENTS:
+        raise DataError(None, f"calibration needs at least {MIN_RATED_SEGMENTS} rated segments, "
+                              f"{len(ratings)} so far")
+    if not predictor.can_embed:
+        raise DataError("model", f"{predictor.name} has no fused embedding and linear heads; "
+                                 "it cannot be calibrated")
+    task_set = predictor.task_set
+    if task_set is None:
+        raise DataError("model", "does not say its task set; it cannot be calibrated")
+    emb = store.embeddings(session_id)
+    if len(emb) == 0:
+        raise DataError(None, f"session {session_id} has no stored embeddings (its predictions were "
+                              "stored without them): it cannot be calibrated")
+    if emb.z.shape[1] != predictor.embedding_dim:
+        raise DataError(None, f"session {session_id}'s embeddings have {emb.z.shape[1]} dimensions, "
+                              f"the model's {predictor.embedding_dim}: another model made them")
+    segments = {s.id: s for s in store.segments(session_id)}
+    rated = [r for r in ratings if r.segment_id in segments]
+    inside = rated_windows([segments[r.segment_id] for r in rated], emb.t)
+    with_hops = [r for r in rated if inside[r.segment_id].size]
+    if len(with_hops) < MIN_RATED_SEGMENTS:
+        raise DataError(None, f"calibration needs at least {MIN_RATED_SEGMENTS} rated segments with stored "
+                              f"predictions, {len(with_hops)} so far")
+
+    targets = {r.segment_id: segment_targets(task_set, r) for r in with_hops}
+    base = base_heads(predictor.model)
+    # tasks grouped by the rated segments that inform them: one fit per group
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for task in base:
+        segs = tuple(sid for sid in targets if task in targets[sid])
+        if segs:
+            groups.setdefault(segs, []).append(task)
+    if not groups:
+        given = sorted({k for r in with_hops for k in r.given()})
+        raise DataError(None, f"the ratings given ({', '.join(given)}) inform none of the model's tasks "
+                              f"({', '.join(base)})")
+
+    unlabelled = emb.z.astype(np.float64)
+    pop = predictor.population_mean
+    recentred_on = "population"
+    if pop is None:
+        recentred_on = "session"
+        pop = unlabelled.mean(axis=0)
+        log.info("model %s has no embedding_mean (trained before it was stored): re-centring onto the "
+                 "session's own mean embedding (shift 0)", predictor.base_path)
+    multilabel = predictor.task_kind == "multilabel"
+    heads = dict(base)
+    shift = None
+    used: set[int] = set()
+    for segs, tasks in groups.items():
+        idx = [inside[sid] for sid in segs]
+        z = np.concatenate([unlabelled[i] for i in idx])
+        tracks = np.concatenate([np.full(i.size, sid) for sid, i in zip(segs, idx)])
+        y = {task: np.concatenate([np.repeat(targets[sid][task][None], i.size, axis=0) for sid, i in zip(segs, idx)])
+             for task in tasks}
+        part = fit_calibration(method, {t: base[t] for t in tasks}, pop, unlabelled=unlabelled, z=z, y=y,
+                               tracks=[str(x) for x in tracks], multilabel=multilabel,
+                               listener=session.participant)
+        heads.update(part.heads)
+        shift = part.shift
+        used.update(segs)
+    order = [r.segment_id for r in with_hops if r.segment_id in used]
+    n_windows = int(sum(inside[sid].size for sid in order))
+    cal = Calibration(method=method, k=len(order), shift=shift, heads={t: heads[t] for t in base},
+                      listener=session.participant, tracks=tuple(str(sid) for sid in order))
+    seconds = time.perf_counter() - t0
+    refitted = tuple(t for tasks in groups.values() for t in tasks)
+    log.info("session %d: fitted %s for %s from %d hops of %d rated segments (tasks %s; re-centred on the %s "
+             "mean) in %.2f s", session_id, describe(cal), session.participant, n_windows, len(order),
+             ", ".join(refitted), recentred_on, seconds)
+    return SessionCalibration(cal, None, describe(cal), tuple(order), n_windows, len(emb), refitted,
+                              recentred_on, seconds)
+
+
+def calibrate_session(
+    store: SessionStore, session_id: int, predictor: Predictor, *, method: str = LIVE_METHOD,
+    activate: bool = True,
+) -> SessionCalibration:
+    """Fit the listener's calibration from the session's rated segments, store it under
+    their pseudonym and (``activate``) make it the session's model from its next hop.
+
+    Parameters
+    ----------
+    store : SessionStore
+    session_id : int
+    predictor : Predictor
+        The session's model.
+    method : {"bias", "heads"}
+    activate : bool
+
+    Returns
+    -------
+    SessionCalibration
+        With the stored ``calibration_id``.
+
+    Raises
+    ------
+    DataError
+        See :func:`fit_session_calibration`; nothing is stored then.
+    """
+    t0 = time.perf_counter()
+    fit = fit_session_calibration(store, session_id, predictor, method=method)
+    session = store.session(session_id)
+    cid = store.add_calibration(
+        session.participant, fit.calibration.to_dict(), method=fit.calibration.method, k=fit.calibration.k,
+        label=fit.label, session_id=session_id, base_model=str(predictor.base_path),
+        base_digest=predictor.digest, activate=activate,
+    )
+    seconds = time.perf_counter() - t0
+    log.info("session %d: stored calibration %d (%s) for %s%s in %.2f s", session_id, cid, fit.label,
+             session.participant, ", active from the next hop" if activate else "", seconds)
+    return SessionCalibration(fit.calibration, cid, fit.label, fit.segments, fit.n_windows, fit.n_unlabelled,
+                              fit.tasks, fit.recentred_on, seconds)
+
+
+def session_model_path(session: SessionRow) -> Path:
+    """The checkpoint (or run folder) a session's predictions came from.
+
+    ``meta["model_path"]`` (absolute, written by :class:`LiveSession`), else the session's
+    ``run_dir``.
+
+    Raises
+    ------
+    DataError
+        Neither names an existing file or folder on this machine.
+    """
+    meta: Mapping = session.meta or {}
+    for cand in (meta.get("model_path"), session.run_dir):
+        if isinstance(cand, str) and cand and Path(cand).exists():
+            return Path(cand)
+    shown = meta.get("model_path") or session.run_dir
+    raise DataError(None, f"session {session.id}'s model ({shown!r}) is not on this machine: "
+                          "calibration needs it")
+
+
+def check_session_calibration(session: SessionRow, calibration_digest: str | None,
+                              predictor: Predictor | None = None, calibration: Calibration | None = None) -> None:
+    """Raise a one-line DataError when a stored calibration does not fit a session's model:
+    another base model (SHA-256 of the checkpoint, when both are known) or, given the
+    session's ``predictor``, other tasks or shapes."""
+    digest = (session.meta or {}).get("model_sha256")
+    if predictor is not None:
+        digest = predictor.digest
+    if digest and calibration_digest and digest != calibration_digest:
+        raise DataError("calibration", "it was fitted on another model than this session's")
+    if predictor is not None and calibration is not None:
+        predictor.check_calibration(calibration)
+
+
+__all__ = [
+    "LIVE_METHOD",
+    "LIVE_METHODS",
+    "MIN_RATED_SEGMENTS",
+    "RATINGS",
+    "SessionCalibration",
+    "calibrate_session",
+    "check_session_calibration",
+    "fit_session_calibration",
+    "rated_windows",
+    "segment_targets",
+    "session_model_path",
+    "task_columns",
+]
