@@ -286,8 +286,11 @@ def test_pdf_segment_table_is_a_table_repeating_its_header(tmp_path, monkeypatch
     path, sid = _many_segments(tmp_path)
     data = load_report_data(path, sid)
     text_pages = _drawn_pages(data, monkeypatch, tmp_path)[:-1]
-    tables = [t for page in text_pages for ax in page.axes for t in ax.tables]
+    every = [t for page in text_pages for ax in page.axes for t in ax.tables]
+    tables = [t for t in every if t.get_celld()[1, 2].get_text().get_text() == "n"]
     assert len(tables) == 2  # one per page the table spans
+    rating_tables = [t for t in every if t not in tables]  # the listener's ratings beside the estimates
+    assert rating_tables and all(t.get_celld()[1, 4].get_text().get_text() == "Estimated by" for t in rating_tables)
     tracks = []
     for t in tables:
         cells = t.get_celld()
@@ -336,3 +339,71 @@ def test_html_is_rendered_from_the_autoescaping_template(tmp_path):
     assert table.count("<tr>") == 2 and len(re.findall(r"<th[ >]", table)) == 3 + 3 * 3
     assert '<td class="up">+1.0</td>' not in table  # a change of +0.0 is greyed, not green
     assert '<td class="muted">' in table
+
+
+# --- the listener's ratings beside the estimates, and which model made them -------------------
+
+
+def _calibrated_store(tmp_path):
+    """A session whose model was calibrated at 2:31, two of three segments rated."""
+    path = tmp_path / "rated.db"
+    with SessionStore(path) as s:
+        sid = s.create_session("P-042", "symaffect")
+        cid = s.add_calibration("P-042", {"method": "bias"}, method="bias", k=3, label="calibrated (bias, K = 3)",
+                                session_id=sid)
+        for i in range(420):
+            p = session_data.make_prediction(float(i), *session_data.targets(float(i)))
+            calibrated = i >= 151
+            p.model_label = "calibrated (bias, K = 3)" if calibrated else "base model"
+            p.calibration_id = cid if calibrated else None
+            s.add_prediction(sid, p)
+        segs = [s.add_segment(sid, track, a, b) for track, a, b in session_data.SEGMENTS]
+        s.end_session(sid)
+        s.rate_segment(sid, segs[0], valence=8, arousal=3, liking=7)
+        s.rate_segment(sid, segs[1], arousal=6.5)
+    return path, sid
+
+
+def test_report_shows_the_listeners_ratings_beside_the_estimates(tmp_path, monkeypatch):
+    path, sid = _calibrated_store(tmp_path)
+    data = load_report_data(path, sid)
+    clair, drums, sun = data.summaries
+    assert clair.own == {"valence": 8.0, "arousal": 3.0, "liking": 7.0}
+    assert drums.own == {"valence": None, "arousal": 6.5, "liking": None} and sun.own == {}
+    assert clair.model == "mixed: base until 2:31, then calibrated (bias, K = 3)"
+    assert drums.model == sun.model == "calibrated (bias, K = 3)"
+    assert data.models == "mixed: base until 2:31, then calibrated (bias, K = 3)" and data.n_rated == 2
+    assert any("entered for 2 of 3 music segments" in line for line in data.summary)
+    assert any(line.startswith("From 2:31 the estimates came from a model calibrated") for line in data.summary)
+
+    html = render_html(data)
+    table = re.search(r'<table class="ratings">.*?</table>', html, re.DOTALL).group()
+    rows = re.findall(r"<tr><td class=\"l\">(.*?)</tr>", table, re.DOTALL)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", "<td>" + r) for r in rows]
+    # track, time, then listener / model for valence, arousal, liking, then the model
+    assert cells[0][0] == "Clair de lune" and cells[0][2:8] == ["8.0", f"{clair.means['valence']:.1f}", "3.0",
+                                                                 f"{clair.means['arousal']:.1f}", "7.0",
+                                                                 f"{clair.means['liking']:.1f}"]
+    assert cells[0][-1] == "mixed: base until 2:31, then calibrated (bias, K = 3)"
+    assert cells[1][2] == "—" and cells[1][4] == "6.5" and cells[1][-1] == "calibrated (bias, K = 3)"
+    assert cells[2][2:8:2] == ["—", "—", "—"]
+    assert '<dd class="models">mixed: base until 2:31, then calibrated (bias, K = 3)</dd>' in html
+    (_, pdf) = write_report(path, sid, tmp_path / "r.html", pdf=True)
+    assert all(w == pytest.approx(A4_PT[0], abs=0.01) for w, _ in _page_sizes(pdf.read_bytes()))
+
+    text_pages = _drawn_pages(data, monkeypatch, tmp_path)[:-1]
+    tables = [t for page in text_pages for ax in page.axes for t in ax.tables]
+    (ratings,) = [t for t in tables if t.get_celld()[1, 4].get_text().get_text() == "Estimated by"]
+    got = ratings.get_celld()
+    assert got[0, 1].get_text().get_text() == "Valence" and got[1, 1].get_text().get_text() == "own / model"
+    assert got[2, 0].get_text().get_text() == "Clair de lune"
+    assert got[2, 1].get_text().get_text() == f"8.0 / {clair.means['valence']:.1f}"
+    assert got[2, 4].get_text().get_text() == "mixed: base until 2:31, then calibrated (bias, K = 3)"
+    assert got[3, 1].get_text().get_text() == f"— / {drums.means['valence']:.1f}"
+
+
+def test_predictions_without_a_recorded_model_say_so():
+    t = np.arange(0, 120.0)
+    d = build_report_data(SESSION, _rows(t, np.full(120, 6.0)), [_segment("a", 60.0, 120.0)], [])
+    assert d.models == "not recorded" and d.summaries[0].model == "not recorded" and d.summaries[0].own == {}
+    assert "not recorded" in render_html(d)

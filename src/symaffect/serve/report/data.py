@@ -20,6 +20,13 @@ Definitions used in the report
   rating has none and is left out.
 * **Gaps**: intervals between consecutive predictions longer than
   :data:`GAP_FACTOR` times the median hop.
+* **The listener's own ratings** of a segment (1-9, entered by the therapist) are shown
+  beside the model's mean estimates over the same predictions.
+* **Which model**: every prediction records the model that made it (``"base model"`` or
+  ``"calibrated (bias, K = 3)"``); a segment (or the session) whose predictions came from
+  more than one is ``"mixed: base until 2:31, then calibrated (bias, K = 3)"``, the time
+  being the first prediction of the next model. Predictions stored before the model was
+  recorded say :data:`NOT_RECORDED`.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from symaffect.errors import DataError
-from symaffect.serve.report.formatting import fmt_dur
+from symaffect.serve.report.formatting import fmt_clock, fmt_dur
 from symaffect.spec import (
     QUADRANT_CODES,
     QUADRANT_DESCRIPTIONS,
@@ -42,6 +49,7 @@ from symaffect.spec import (
 from symaffect.stream.store import (
     PredictionRow,
     QualityRow,
+    SegmentRatingRow,
     SegmentRow,
     SessionRow,
     SessionStore,
@@ -57,6 +65,10 @@ GAP_FACTOR = 2.5
 """A gap is an interval between predictions longer than this many median hops."""
 LOW_CONFIDENCE = 0.5
 """Predictions with a confidence below this are counted in the quality notes."""
+
+NOT_RECORDED = "not recorded"
+"""What the report says for predictions stored without their model (before schema v3)."""
+BASE_LABEL = "base model"
 
 CAVEAT = (
     "Trained on DEAP-format data; cross-subject accuracy is limited — see metrics. "
@@ -82,6 +94,8 @@ class SessionSeries:
         Confidence in [0, 1].
     modalities_used : list of tuple of str, length n
         Modalities that went into each prediction.
+    model_labels : list of str or None, length n
+        The model that made each prediction (None: not recorded).
     """
 
     t: np.ndarray
@@ -89,6 +103,7 @@ class SessionSeries:
     quadrant: list[str | None]
     confidence: np.ndarray
     modalities_used: list[tuple[str, ...]]
+    model_labels: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -110,7 +125,9 @@ class SegmentSummary:
     """Per-segment statistics (see the module docstring for definitions).
 
     ``end`` is where the statistics stop: the segment's end, or for an open segment the
-    last prediction.
+    last prediction. ``own`` holds the listener's own ratings of the segment (None for one
+    not given; empty when the segment was not rated) and ``model`` which model made the
+    segment's estimates (:func:`describe_models`).
     """
 
     segment: SegmentRow
@@ -119,6 +136,8 @@ class SegmentSummary:
     means: dict[str, float]
     slopes_per_min: dict[str, float]
     changes: dict[str, float]
+    own: dict[str, float | None] = field(default_factory=dict)
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -146,6 +165,8 @@ class ReportData:
     quality: QualityNotes
     duration_s: float
     summary: list[str]
+    models: str = ""
+    n_rated: int = 0
 
 
 def _nan(x: float | None) -> float:
@@ -176,7 +197,38 @@ def series_from_rows(rows: Sequence[PredictionRow]) -> SessionSeries:
         quadrant=quadrant,
         confidence=np.asarray([r.confidence for r in rows], dtype=float),
         modalities_used=[r.modalities_used for r in rows],
+        model_labels=[r.model_label for r in rows],
     )
+
+
+def _short(label: str | None) -> str:
+    if label is None:
+        return NOT_RECORDED
+    return "base" if label == BASE_LABEL else label
+
+
+def describe_models(t: np.ndarray, labels: Sequence[str | None]) -> str:
+    """Which model made predictions at times ``t`` (sorted) with ``labels``.
+
+    Returns
+    -------
+    str
+        One label (``"base model"``, ``"calibrated (bias, K = 3)"``, :data:`NOT_RECORDED`),
+        ``"mixed: base until 2:31, then calibrated (bias, K = 3)"`` when it changed (the
+        time is the next model's first prediction), or ``"—"`` without predictions.
+    """
+    runs: list[tuple[str | None, float]] = []
+    for ti, lab in zip(t, labels):
+        if not runs or runs[-1][0] != lab:
+            runs.append((lab, float(ti)))
+    if not runs:
+        return "—"
+    if len(runs) == 1:
+        return NOT_RECORDED if runs[0][0] is None else runs[0][0]
+    out = _short(runs[0][0])
+    for lab, start in runs[1:]:
+        out += f" until {fmt_clock(start)}, then {_short(lab)}"
+    return "mixed: " + out
 
 
 def _nanmean(x: np.ndarray) -> float:
@@ -233,9 +285,13 @@ def _slope_per_min(t: np.ndarray, y: np.ndarray) -> float:
 
 
 def segment_summaries(
-    series: SessionSeries, segments: Sequence[SegmentRow], baseline: Baseline | None
+    series: SessionSeries, segments: Sequence[SegmentRow], baseline: Baseline | None,
+    ratings: Sequence[SegmentRatingRow] = (),
 ) -> list[SegmentSummary]:
-    """Mean, trend (points per minute) and change from baseline for each segment, by start."""
+    """Mean, trend (points per minute) and change from baseline for each segment, by start;
+    with the listener's own ratings (current ``ratings`` rows) and which model estimated it."""
+    own = {r.segment_id: {k: getattr(r, k) for k in RATING_COLUMNS} for r in ratings if r.superseded_at is None}
+    labels = series.model_labels or [None] * len(series)
     out = []
     t_last = float(series.t[-1]) if len(series) else 0.0
     for seg in sorted(segments, key=lambda s: s.start):
@@ -249,7 +305,10 @@ def segment_summaries(
             k: (means[k] - baseline.means[k]) if baseline is not None else float("nan")
             for k in RATING_COLUMNS
         }
-        out.append(SegmentSummary(seg, float(end), int(mask.sum()), means, slopes, changes))
+        idx = np.flatnonzero(mask)
+        model = describe_models(series.t[idx], [labels[i] for i in idx])
+        out.append(SegmentSummary(seg, float(end), int(mask.sum()), means, slopes, changes,
+                                  own.get(seg.id, {}), model))
     return out
 
 
@@ -385,6 +444,7 @@ def build_report_data(
     predictions: Sequence[PredictionRow],
     segments: Sequence[SegmentRow],
     quality: Sequence[QualityRow],
+    ratings: Sequence[SegmentRatingRow] = (),
 ) -> ReportData:
     """Compute everything a report shows from the store's rows (no I/O).
 
@@ -398,6 +458,8 @@ def build_report_data(
         ``SessionStore.segments(id)``.
     quality : sequence of QualityRow
         ``SessionStore.quality(id)``.
+    ratings : sequence of SegmentRatingRow
+        ``SessionStore.segment_ratings(id)``: the listener's own ratings of segments.
 
     Returns
     -------
@@ -406,12 +468,29 @@ def build_report_data(
     series = series_from_rows(predictions)
     segs = sorted(segments, key=lambda s: s.start)
     baseline = compute_baseline(series, segs)
-    summaries = segment_summaries(series, segs, baseline)
+    summaries = segment_summaries(series, segs, baseline, ratings)
     shares = quadrant_shares(series.quadrant)
     qual = quality_notes(series, quality)
     duration = _session_duration(session, series)
     summary = plain_summary(series, baseline, summaries, shares, qual, duration)
-    return ReportData(session, series, segs, baseline, summaries, shares, qual, duration, summary)
+    models = describe_models(series.t, series.model_labels)
+    n_rated = sum(1 for s in summaries if s.own)
+    summary += model_sentences(series, summaries, n_rated)
+    return ReportData(session, series, segs, baseline, summaries, shares, qual, duration, summary, models, n_rated)
+
+
+def model_sentences(series: SessionSeries, summaries: Sequence[SegmentSummary], n_rated: int) -> list[str]:
+    """Plain sentences on the listener's ratings and a calibration (none when neither)."""
+    out = []
+    if n_rated:
+        out.append(f"The listener's own ratings were entered for {n_rated} of {len(summaries)} music segments; "
+                   "they are shown beside the model's estimates.")
+    labels = series.model_labels
+    first = next((i for i, lab in enumerate(labels) if lab not in (None, BASE_LABEL)), None)
+    if first is not None:
+        when = "From the start" if first == 0 else f"From {fmt_clock(float(series.t[first]))}"
+        out.append(f"{when} the estimates came from a model calibrated to this listener: {labels[first]}.")
+    return out
 
 
 def load_report_data(db_path: str | Path, session_id: int) -> ReportData:
@@ -443,4 +522,5 @@ def load_report_data(db_path: str | Path, session_id: int) -> ReportData:
             if e.source != "session":  # a corrupt row or file: its own message names it
                 raise
             raise DataError(f"session {sid}", f"not found in {db_path}") from None
-        return build_report_data(session, store.predictions(sid), store.segments(sid), store.quality(sid))
+        return build_report_data(session, store.predictions(sid), store.segments(sid), store.quality(sid),
+                                 ratings=store.segment_ratings(sid))

@@ -95,6 +95,30 @@ def segment_table(summaries: Sequence) -> list[list[Cell]]:
     return rows
 
 
+def ratings_table(summaries: Sequence) -> list[list[Cell]]:
+    """The listener's ratings beside the model's estimates: track, time, then per rating the
+    listener's own rating and the model's segment mean, then which model estimated it.
+
+    Parameters
+    ----------
+    summaries : sequence of SegmentSummary
+
+    Returns
+    -------
+    list of list of Cell
+        ``2 + 2 * len(RATING_COLUMNS) + 1`` cells per row; a rating not given is ``"—"``.
+    """
+    rows = []
+    for s in summaries:
+        end = fmt_clock(s.end) + ("" if s.segment.end is not None else " (open)")
+        row = [Cell(s.segment.track), Cell(f"{fmt_clock(s.segment.start)}–{end}")]
+        for k in RATING_COLUMNS:
+            row += [Cell(fmt_num(s.own.get(k))), Cell(fmt_num(s.means[k]))]
+        row.append(Cell(s.model or "—"))
+        rows.append(row)
+    return rows
+
+
 def baseline_sentence(baseline) -> str:
     """One sentence: how the baseline was chosen, its span, size and mean ratings.
 

@@ -22,6 +22,7 @@ from symaffect.serve.report.formatting import (
     fmt_clock,
     fmt_dur,
     fmt_when,
+    ratings_table,
     segment_table,
 )
 from symaffect.spec import RATING_COLUMNS
@@ -72,6 +73,9 @@ def render_html(data: ReportData) -> str:
         baseline=baseline_sentence(data.baseline) if data.baseline is not None else None,
         ratings=RATING_COLUMNS,
         rows=segment_table(data.summaries),
+        rating_rows=ratings_table(data.summaries),
+        models=data.models,
+        n_rated=data.n_rated,
         noise=f"{NOISE_POINTS:g}",
         quality_notes=data.quality.notes,
         gaps=[f"{fmt_clock(a)}–{fmt_clock(b)}" for a, b in data.quality.gaps[:MAX_GAPS_LISTED]],

@@ -28,6 +28,7 @@ from symaffect.serve.report.formatting import (
     fmt_clock,
     fmt_dur,
     fmt_when,
+    ratings_table,
     segment_table,
 )
 from symaffect.spec import RATING_COLUMNS
@@ -48,6 +49,10 @@ TRACK_CHARS = 30
 """Longer track names are cut in the PDF table (the HTML shows them whole)."""
 SEGMENT_COL_IN = (1.55, 1.15, 0.4) + (0.44,) * (3 * len(RATING_COLUMNS))
 """Column widths of the segment table: track, time, n, then mean / change / trend per rating."""
+RATINGS_COL_IN = (1.45,) + (0.85,) * len(RATING_COLUMNS) + (3.05,)
+"""Column widths of the listener's-ratings table: track, ``own / model`` per rating, which model."""
+MODEL_CHARS = 56
+"""Longer model descriptions are cut in the PDF table (the line above the table has it whole)."""
 FIGURE_EXTRA_IN = 1.0
 """Height added to each figure on the figure page for its title and caption."""
 CAPTION_CHARS = 125
@@ -97,7 +102,8 @@ class _Flow:
             self._y -= line_h
 
     def table(
-        self, header: Sequence[Sequence[str]], rows: Sequence[Sequence[Cell]], widths: Sequence[float]
+        self, header: Sequence[Sequence[str]], rows: Sequence[Sequence[Cell]], widths: Sequence[float], *,
+        wide_last: bool = False,
     ) -> None:
         """A table across the text width; it continues on the next page (header repeated).
 
@@ -108,6 +114,8 @@ class _Flow:
         rows : sequence of sequence of Cell
         widths : sequence of float
             Relative column widths.
+        wide_last : bool
+            The last column is left-aligned text (cut at :data:`MODEL_CHARS`).
         """
         row_h = TABLE_FONT_PT * 2.0 / 72
         done = 0
@@ -115,7 +123,7 @@ class _Flow:
             page = self._room((len(header) + 1) * row_h)  # the header and at least one row
             fit = int((self._y - MARGIN_IN) / row_h) - len(header)
             part = rows[done:done + fit]
-            _draw_table(page, header, part, widths, top=self._y, row_h=row_h)
+            _draw_table(page, header, part, widths, top=self._y, row_h=row_h, wide_last=wide_last)
             self._y -= row_h * (len(part) + len(header))
             done += len(part)
             if done >= len(rows):
@@ -125,9 +133,10 @@ class _Flow:
 
 def _draw_table(
     page: Figure, header: Sequence[Sequence[str]], rows: Sequence[Sequence[Cell]], widths: Sequence[float], *,
-    top: float, row_h: float,
+    top: float, row_h: float, wide_last: bool = False,
 ) -> None:
-    """Draw ``header`` and ``rows`` as a table whose top edge is ``top`` inches up the page."""
+    """Draw ``header`` and ``rows`` as a table whose top edge is ``top`` inches up the page
+    (``wide_last``: the last column is left-aligned text, cut at :data:`MODEL_CHARS`)."""
     n_head = len(header)
     height = row_h * (len(rows) + n_head)
     ax = page.add_axes((MARGIN_IN / A4_IN[0], (top - height) / A4_IN[1], TEXT_W_IN / A4_IN[0], height / A4_IN[1]))
@@ -137,8 +146,10 @@ def _draw_table(
     for r, row in enumerate([*([Cell(h) for h in head] for head in header), *rows]):
         for c, (cell, w) in enumerate(zip(row, widths)):
             is_head = r < n_head
-            text = cell.text if is_head or c or len(cell.text) <= TRACK_CHARS else cell.text[:TRACK_CHARS - 1] + "…"
-            loc = "center" if is_head and n_head > 1 and r == 0 else "left" if c == 0 else "right"
+            last = c == len(widths) - 1 and wide_last
+            limit = MODEL_CHARS if last else TRACK_CHARS
+            text = cell.text if is_head or (c and not last) or len(cell.text) <= limit else cell.text[:limit - 1] + "…"
+            loc = "center" if is_head and n_head > 1 and r == 0 else "left" if c == 0 or last else "right"
             mc = table.add_cell(r, c, w / total, 1.0, text=text, loc=loc,
                                 facecolor="#f0f0f0" if is_head else "none",
                                 edgecolor="#f0f0f0" if is_head else "#d0d0d0")
@@ -198,7 +209,7 @@ def write_pdf(data: ReportData, path: str | Path) -> Path:
         open_ = " (session still open)" if ses.ended_at is None else ""
         flow.text(f"Session #{ses.id} · started {fmt_when(ses.started_at)} · {fmt_dur(data.duration_s)}"
                   f"{open_} · {len(data.series)} predictions")
-        flow.text(f"Model: {ses.model}")
+        flow.text(f"Model: {ses.model} · estimates by: {data.models}")
         flow.space(0.12)
         flow.text("Please read: " + CAVEAT, 9, color="#7a5b00")
         flow.space(0.12)
@@ -224,6 +235,21 @@ def write_pdf(data: ReportData, path: str | Path) -> Path:
             )
         else:
             flow.text("No music segments were marked in this session.", 9)
+        if data.summaries:
+            flow.space(0.12)
+            flow.text("The listener's own ratings", 12, weight="bold")
+            groups = [""] + [k.capitalize() for k in RATING_COLUMNS] + [""]
+            columns = ["Track"] + ["own / model"] * len(RATING_COLUMNS) + ["Estimated by"]
+            rows = [[row[0]] + [Cell(f"{row[i].text} / {row[i + 1].text}") for i in range(2, len(row) - 1, 2)]
+                    + [row[-1]] for row in ratings_table(data.summaries)]
+            flow.table([groups, columns], rows, RATINGS_COL_IN, wide_last=True)
+            flow.space(0.05)
+            flow.text(
+                "Own: the listener's own rating of the segment (1-9), as entered during the session (— when "
+                "not given). Model: the model's mean estimate over the segment. Estimated by: the base model, or "
+                "one calibrated to this listener from their rated segments (K = how many); \"mixed\" names the "
+                "time the model changed.", 8, color=NOTE_COLOR,
+            )
         flow.space(0.12)
         flow.text("Signal quality", 12, weight="bold")
         for note in data.quality.notes:
