@@ -177,3 +177,89 @@ def test_live_points_arrive_in_the_page(server, browser, tmp_path):
     assert report.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
     page.close()
     report.close()
+
+
+@pytest.fixture
+def calibration_server(tmp_path):
+    """A live session of a real tiny model (embeddings stored): two ended segments, one playing."""
+    uvicorn = pytest.importorskip("uvicorn")
+    from symaffect.serve.app import create_app
+
+    from . import calibration_data as cd
+
+    run = cd.make_run(tmp_path / "run")
+    path = tmp_path / "sessions.db"
+    with SessionStore(path) as s:
+        sid, segs = cd.add_session(s, run)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(path, poll_s=0.2), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", path, sid, segs, run
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_rate_two_segments_and_calibrate_in_the_page(calibration_server, browser, tmp_path):
+    from . import calibration_data as cd
+
+    base, db, sid, segs, run = calibration_server
+    page = browser.new_page(viewport={"width": 1280, "height": 1200})
+    problems = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" and "422" not in m.text else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 and r.status != 422
+            else None)
+    page.goto(f"{base}/sessions/{sid}")
+    page.wait_for_function("() => document.getElementById('active-model').textContent === 'base model'",
+                           timeout=15_000)
+    page.wait_for_selector(f"#rate-{segs[2]}")
+    assert page.is_disabled("#calibrate")
+    assert page.is_disabled(f"#rate-{segs[2]} input[name=valence]")  # still playing
+    assert page.inner_text(f"#rate-{segs[0]} .track") == "Clair de lune"
+
+    def rate(seg, **values):
+        for k, v in values.items():
+            page.fill(f"#rate-{seg} input[name={k}]", str(v))
+        page.click(f"#rate-{seg} button.rate")
+
+    rate(segs[0], valence=8, arousal=3, liking=7)
+    page.wait_for_function(f"() => document.querySelector('#rate-{segs[0]} .status').textContent === 'saved'")
+    rate(segs[1], valence=12)  # out of range: the server's one line is shown, nothing stored
+    page.wait_for_function(f"() => document.querySelector('#rate-{segs[1]} .status').textContent.includes('9')")
+    assert page.inner_text(f"#rate-{segs[1]} .status") == "valence: Input should be less than or equal to 9"
+    assert page.is_disabled("#calibrate")
+    rate(segs[1], valence=7, liking=8)
+    page.wait_for_function(f"() => document.querySelector('#rate-{segs[1]} .status').textContent === 'saved'")
+    page.wait_for_function("() => !document.getElementById('calibrate').disabled")
+    page.click("#calibrate")
+    page.wait_for_function(
+        "() => document.getElementById('active-model').textContent === 'calibrated (bias, K = 2)'", timeout=30_000)
+    assert "calibrated from 2 segments" in page.inner_text("#calibration-msg")
+    with SessionStore(db) as s:
+        assert [(r.segment_id, r.valence) for r in s.segment_ratings(sid)] == [(segs[0], 8.0), (segs[1], 7.0)]
+        (cal,) = s.calibrations(cd.PARTICIPANT)
+        assert s.active_calibration(sid).calibration_id == cal.id
+        nxt, _ = cd.add_session(s, run, seconds=6.0, seed=5)  # the listener's next session
+
+    # the next session offers the stored calibration; using it changes the active model
+    page.goto(f"{base}/sessions/{nxt}")
+    page.wait_for_function("() => document.getElementById('active-model').textContent === 'base model'",
+                           timeout=15_000)
+    page.wait_for_selector("#offer:not([hidden])")
+    assert "calibrated (bias, K = 2)" in page.inner_text("#offer-select")
+    page.click("#offer-use")
+    page.wait_for_function(
+        "() => document.getElementById('active-model').textContent === 'calibrated (bias, K = 2)'", timeout=15_000)
+    with SessionStore(db) as s:
+        assert s.active_calibration(nxt).calibration_id == cal.id
+    shot = tmp_path / "calibration.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert not problems, problems
+    page.close()

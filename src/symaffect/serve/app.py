@@ -8,6 +8,17 @@ music segments; new predictions arrive by server-sent events from
 the page loads comes from this server: plotly.min.js is read from the installed plotly
 package, never from a CDN, and a Content-Security-Policy forbids anything else.
 
+Live calibration: once a segment has ended the therapist enters the listener's own
+valence / arousal / liking (1-9) for it
+(``POST /api/sessions/{id}/segments/{segment_id}/ratings``); with at least two rated
+segments ``POST /api/sessions/{id}/calibrate`` fits the listener's calibration from the
+session's stored hops (:mod:`symaffect.stream.calibrate`), stores it under their
+pseudonym and activates it (the streamer switches at its next hop). At a later session
+``GET /api/participants/{pseudonym}/calibrations`` lists the listener's calibrations and
+``POST /api/sessions/{id}/calibration`` (``{"calibration_id": N}``, or null for the base
+model) activates one. Errors on these routes are one line in ``detail`` (422 for what
+was typed, 404 for what does not exist).
+
 Security (see ``docs/security.md``): bind to loopback unless a token is set
 (:func:`check_bind`). One ASGI layer (:class:`Guard`) runs before routing, in this
 order: the ``Host`` header must name this server (loopback names plus the configured
@@ -31,10 +42,11 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
 
 import jinja2
@@ -44,10 +56,18 @@ from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from symaffect.errors import ConfigError, DataError
+from symaffect.models.calibration import Calibration
 from symaffect.serve.palette import QUADRANT_COLORS, RATING_COLORS
 from symaffect.serve.report import build_report_data, render_html
 from symaffect.spec import (
@@ -58,6 +78,14 @@ from symaffect.spec import (
     QUADRANT_RULE,
     RATING_COLUMNS,
 )
+from symaffect.stream.calibrate import (
+    LIVE_METHOD,
+    MIN_RATED_SEGMENTS,
+    calibrate_session,
+    check_session_calibration,
+    session_model_path,
+)
+from symaffect.stream.pipeline import Predictor
 from symaffect.stream.store import PredictionRow, SessionRow, SessionStore
 
 log = logging.getLogger(__name__)
@@ -80,6 +108,8 @@ CSP = (
 )
 
 SessionId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Session id (1, 2, ...)")]
+SegmentId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Segment id (1, 2, ...)")]
+Pseudonym = Annotated[str, PathParam(min_length=1, max_length=200, description="The listener's pseudonym")]
 
 
 class SegmentIn(BaseModel):
@@ -106,6 +136,38 @@ class SegmentIn(BaseModel):
         if self.end is not None and not self.end > self.start:
             raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
         return self
+
+
+class RatingIn(BaseModel):
+    """The listener's own ratings of one segment (1-9; any subset, at least one)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    valence: float | None = Field(default=None, ge=1, le=9, strict=True)
+    arousal: float | None = Field(default=None, ge=1, le=9, strict=True)
+    liking: float | None = Field(default=None, ge=1, le=9, strict=True)
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> RatingIn:
+        if self.valence is None and self.arousal is None and self.liking is None:
+            raise ValueError("give at least one of valence, arousal, liking (1-9)")
+        return self
+
+
+class CalibrateIn(BaseModel):
+    """Options of a live calibration (the body may be empty)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["bias", "heads"] = LIVE_METHOD
+
+
+class ActivateIn(BaseModel):
+    """The stored calibration to use in a session (null: the base model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    calibration_id: int | None = Field(ge=1, le=MAX_ID, strict=True)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -177,12 +239,55 @@ def _jsonable(obj: Any) -> Any:
     return str(obj)
 
 
-def _message(exc: RequestValidationError) -> str:
+def _message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body",)) or "request"
-        parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts)
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts).replace("\n", " ")
+
+
+async def _json_body(request: Request, model: type[BaseModel], *, optional: bool = False) -> Any:
+    """The request's JSON body validated by ``model``; a 422 with a one-line ``detail``
+    for an empty (unless ``optional``), non-JSON or invalid body."""
+    raw = await request.body()
+    if not raw.strip():
+        if optional:
+            return model()
+        raise HTTPException(422, "body: a JSON object is required")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":
+        raise HTTPException(422, "body: send JSON (Content-Type: application/json)")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HTTPException(422, "body: not valid JSON") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise HTTPException(422, _message(e)) from None
+
+
+def _body_schema(model: type[BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """OpenAPI ``requestBody`` of a route that validates its body itself."""
+    return {"requestBody": {"required": required,
+                            "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+class _Models:
+    """The sessions' models, loaded once per checkpoint (for fitting a calibration)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, float], Predictor] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: Path) -> Predictor:
+        key = (str(path.resolve()), path.stat().st_mtime)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = Predictor(path)
+            return self._cache[key]
 
 
 class _Stores:
@@ -393,6 +498,8 @@ def create_app(
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",
     )
     app.state.db_path = db_path
+    models = _Models()
+    calibrate_lock = threading.Lock()  # one fit at a time (a double click stores one calibration)
     # outermost: runs before routing, body parsing and every handler (the OpenAPI route too)
     app.add_middleware(Guard, hosts=allowed_hosts(host, tuple(extra_hosts)), token=token or None,
                        max_body=MAX_BODY_BYTES)
@@ -450,7 +557,8 @@ def create_app(
         with stores.open() as store:
             ses = _session_or_404(store, session_id)
             data = build_report_data(
-                ses, store.predictions(session_id), store.segments(session_id), store.quality(session_id)
+                ses, store.predictions(session_id), store.segments(session_id), store.quality(session_id),
+                ratings=store.segment_ratings(session_id),
             )
         return HTMLResponse(render_html(data))
 
@@ -487,6 +595,8 @@ def create_app(
             out = {
                 "session": ses.to_dict(), "segments": [g.to_dict() for g in store.segments(session_id)],
                 "quality": [q.to_dict() for q in store.quality(session_id)], "modalities": list(MODALITIES),
+                "ratings": [r.to_dict() for r in store.segment_ratings(session_id)],
+                "calibration": _calibration_state(store, session_id), **_rated(store, session_id),
             }
         return _jsonable(out)
 
@@ -506,6 +616,118 @@ def create_app(
             _session_or_404(store, session_id)
             seg_id = store.add_segment(session_id, body.track, body.start, body.end, source="api")
         return {"id": int(seg_id), "session_id": session_id, **body.model_dump()}
+
+    # ---- the listener's ratings and calibration ----
+
+    def _segment_or_404(store: SessionStore, session_id: int, segment_id: int) -> None:
+        try:
+            seg = store.segment(segment_id)
+        except DataError:
+            seg = None
+        if seg is None or seg.session_id != session_id:
+            raise HTTPException(404, f"segment {segment_id} not found in session {session_id}")
+
+    def _rated(store: SessionStore, session_id: int) -> dict[str, Any]:
+        n = len(store.segment_ratings(session_id))
+        return {"n_rated": n, "can_calibrate": n >= MIN_RATED_SEGMENTS, "min_rated": MIN_RATED_SEGMENTS}
+
+    def _calibration_state(store: SessionStore, session_id: int) -> dict[str, Any]:
+        act = store.active_calibration(session_id)
+        last = store.latest_prediction(session_id) if act is None else None
+        label = act.label if act is not None else (last.model_label if last and last.model_label else "base model")
+        return {"active": None if act is None else act.to_dict(), "label": label,
+                "calibration_id": None if act is None else act.calibration_id}
+
+    @app.get("/api/sessions/{session_id}/ratings")
+    def api_ratings(session_id: SessionId) -> dict[str, Any]:
+        with stores.open() as store:
+            _session_or_404(store, session_id)
+            return _jsonable({"ratings": [r.to_dict() for r in store.segment_ratings(session_id)],
+                              **_rated(store, session_id)})
+
+    @app.post("/api/sessions/{session_id}/segments/{segment_id}/ratings", status_code=201,
+              openapi_extra=_body_schema(RatingIn))
+    async def api_rate_segment(request: Request, session_id: SessionId, segment_id: SegmentId) -> dict[str, Any]:
+        body = await _json_body(request, RatingIn)
+
+        def rate() -> dict[str, Any]:
+            with stores.open() as store:
+                _session_or_404(store, session_id)
+                _segment_or_404(store, session_id, segment_id)
+                try:
+                    row = store.rate_segment(session_id, segment_id, **body.model_dump())
+                except DataError as e:
+                    raise HTTPException(422, str(e)) from None
+                return _jsonable({**row.to_dict(), **_rated(store, session_id)})
+
+        return await run_in_threadpool(rate)
+
+    @app.post("/api/sessions/{session_id}/calibrate", status_code=201,
+              openapi_extra=_body_schema(CalibrateIn, required=False))
+    async def api_calibrate(request: Request, session_id: SessionId) -> dict[str, Any]:
+        body = await _json_body(request, CalibrateIn, optional=True)
+
+        def fit() -> dict[str, Any]:
+            with stores.open() as store, calibrate_lock:
+                ses = _session_or_404(store, session_id)
+                try:
+                    n = len(store.segment_ratings(session_id))
+                    if n < MIN_RATED_SEGMENTS:  # before loading the model
+                        raise DataError(None, f"calibration needs at least {MIN_RATED_SEGMENTS} rated segments, "
+                                              f"{n} so far")
+                    predictor = models.get(session_model_path(ses))
+                    result = calibrate_session(store, session_id, predictor, method=body.method)
+                except DataError as e:
+                    raise HTTPException(422, str(e)) from None
+                return _jsonable({**result.to_dict(), "participant": ses.participant, "session_id": session_id,
+                                  "active": True})
+
+        return await run_in_threadpool(fit)
+
+    @app.get("/api/sessions/{session_id}/calibration")
+    def api_active_calibration(session_id: SessionId) -> dict[str, Any]:
+        with stores.open() as store:
+            _session_or_404(store, session_id)
+            return _jsonable(_calibration_state(store, session_id))
+
+    @app.post("/api/sessions/{session_id}/calibration", openapi_extra=_body_schema(ActivateIn))
+    async def api_activate_calibration(request: Request, session_id: SessionId) -> dict[str, Any]:
+        body = await _json_body(request, ActivateIn)
+
+        def activate() -> dict[str, Any]:
+            with stores.open() as store:
+                ses = _session_or_404(store, session_id)
+                cid = body.calibration_id
+                if cid is not None:
+                    try:
+                        row = store.calibration(cid)
+                    except DataError:
+                        raise HTTPException(404, f"calibration {cid} not found") from None
+                    try:
+                        if row.participant != ses.participant:
+                            raise DataError("calibration", f"calibration {cid} belongs to another listener")
+                        try:
+                            predictor = models.get(session_model_path(ses))
+                        except DataError:
+                            predictor = None  # the model is not here: the streamer checks the shapes
+                        check_session_calibration(ses, row.base_digest, predictor,
+                                                  Calibration.from_dict(row.calibration))
+                    except DataError as e:
+                        raise HTTPException(422, str(e)) from None
+                try:
+                    store.activate_calibration(session_id, cid)
+                except DataError as e:
+                    raise HTTPException(422, str(e)) from None
+                return _jsonable({"session_id": session_id, **_calibration_state(store, session_id)})
+
+        return await run_in_threadpool(activate)
+
+    @app.get("/api/participants/{pseudonym}/calibrations")
+    def api_participant_calibrations(pseudonym: Pseudonym) -> list[dict[str, Any]]:
+        with stores.open() as store:
+            if not store.has_participant(pseudonym):
+                raise HTTPException(404, f"participant {pseudonym[:60]!r} not found")
+            return _jsonable([c.summary() for c in store.calibrations(pseudonym)])
 
     @app.get("/api/sessions/{session_id}/stream")
     async def api_stream(
@@ -553,21 +775,29 @@ async def _event_stream(
     """Poll the store and yield server-sent events.
 
     Events: ``predictions`` (a list of new rows, ``id`` = the last ``t``), ``segments``
-    (the full list, when it changed), ``quality`` (new quality rows), ``ended`` (once,
-    when the session has an end time), and comment heartbeats.
+    (the full list, when it changed), ``quality`` (new quality rows), ``ratings`` (the
+    listener's current segment ratings, when they changed), ``calibration`` (the
+    activation, when it changed), ``ended`` (once, when the session has an end time), and
+    comment heartbeats.
     """
 
-    def poll(last_t: float | None) -> tuple[list[PredictionRow], list[dict], list[dict], SessionRow]:
+    def poll(last_t: float | None) -> tuple[list[PredictionRow], list[dict], list[dict], SessionRow, list[dict],
+                                            dict | None]:
         with stores.open() as store:
+            act = store.active_calibration(session_id)
             return (
                 _predictions_after(store, session_id, last_t),
                 [g.to_dict() for g in store.segments(session_id)],
                 [q.to_dict() for q in store.quality(session_id)],
                 store.session(session_id),
+                [r.to_dict() for r in store.segment_ratings(session_id)],
+                None if act is None else act.to_dict(),
             )
 
     last_t = since
     seg_sig: str | None = None
+    rating_sig: str | None = None
+    act_sig: str | None = None
     n_quality = None
     ended_sent = False
     t_open = time.monotonic()
@@ -577,7 +807,7 @@ async def _event_stream(
         if await request.is_disconnected():
             break
         try:
-            preds, segs, qual, ses = await run_in_threadpool(poll, last_t)
+            preds, segs, qual, ses, ratings, act = await run_in_threadpool(poll, last_t)
         except DataError as e:  # the session vanished or the store broke: tell and stop
             yield _sse("error", {"message": str(e)})
             break
@@ -588,6 +818,15 @@ async def _event_stream(
         if sig != seg_sig:
             seg_sig = sig
             yield _sse("segments", segs)
+        sig = json.dumps(_jsonable(ratings), sort_keys=True)
+        if sig != rating_sig:
+            rating_sig = sig
+            yield _sse("ratings", ratings)
+        sig = json.dumps(_jsonable(act), sort_keys=True)
+        if sig != act_sig:
+            if act_sig is not None or act is not None:
+                yield _sse("calibration", act)
+            act_sig = sig
         if n_quality is None or len(qual) != n_quality:
             new = qual if n_quality is None else qual[n_quality:]
             n_quality = len(qual)

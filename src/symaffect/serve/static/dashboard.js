@@ -1,5 +1,7 @@
-// symaffect live dashboard: trajectories, valence-arousal plane, quality badges, segments.
+// symaffect live dashboard: trajectories, valence-arousal plane, quality badges, segments,
+// the listener's own ratings of ended segments and the live calibration.
 // Data: GET /api/sessions/{id} and /predictions once, then server-sent events from /stream.
+// Everything typed is checked by the server; its one-line answer is shown beside the form.
 // The ratings, quadrant codes, colours and the Neutral box come from the server
 // (symaffect.spec, in the page's data-affect attribute); none is written here.
 "use strict";
@@ -21,7 +23,9 @@
   const TRAIL = 40;
   const token = new URLSearchParams(window.location.search).get("token");
 
-  const state = { n: 0, lastT: null, lastRow: null, segments: [], trail: [], ended: false, lastArrival: 0, hop: 1 };
+  const state = { n: 0, lastT: null, lastRow: null, segments: [], trail: [], ended: false, lastArrival: 0, hop: 1,
+    ratings: {}, minRated: 2, calib: null, participant: null, digest: null, offers: [] };
+  const RATED = ["valence", "arousal", "liking"];
 
   function url(path, params) {
     const p = new URLSearchParams(params || {});
@@ -182,6 +186,7 @@
     $("v-confidence").textContent = num(last.confidence, 2);
     $("v-time").textContent = fmtClock(last.t);
     $("n-points").textContent = String(state.n);
+    $("v-model").textContent = last.model_label || "—";
     const startInput = document.querySelector("#segment-form input[name=start]");
     if (startInput) startInput.placeholder = "now (" + last.t.toFixed(0) + ")";
     body.dataset.points = String(state.n);
@@ -199,6 +204,11 @@
     const ses = info.session || {};
     $("session-title").textContent = "Session #" + sessionId + " · " + (ses.participant || "") + (ses.model ? " · " + ses.model : "");
     state.segments = info.segments || [];
+    state.participant = ses.participant || null;
+    state.digest = (ses.meta || {}).model_sha256 || null;
+    state.minRated = info.min_rated || 2;
+    setRatings(info.ratings || []);
+    setCalibration(info.calibration || null);
     logQuality(info.quality || []);
     const pr = await fetch(url("/api/sessions/" + sessionId + "/predictions"));
     if (pr.ok) addPredictions(await pr.json());
@@ -206,6 +216,8 @@
     updateBadges(state.lastRow);
     state.ended = ses.ended_at !== null && ses.ended_at !== undefined;
     if (state.ended) setConn("ended", "session ended");
+    renderRatings();
+    loadOffers();
     connect();
   }
 
@@ -214,9 +226,14 @@
     const es = new EventSource(url("/api/sessions/" + sessionId + "/stream", params));
     es.onopen = () => { if (!state.ended) setConn("on", "live"); };
     es.addEventListener("predictions", ev => addPredictions(JSON.parse(ev.data)));
-    es.addEventListener("segments", ev => { state.segments = JSON.parse(ev.data); redrawSegments(); });
+    es.addEventListener("segments", ev => { state.segments = JSON.parse(ev.data); redrawSegments(); renderRatings(); });
+    es.addEventListener("ratings", ev => { setRatings(JSON.parse(ev.data)); renderRatings(); });
+    es.addEventListener("calibration", ev => {
+      const act = JSON.parse(ev.data);
+      setCalibration(act ? { label: act.label, calibration_id: act.calibration_id } : null);
+    });
     es.addEventListener("quality", ev => logQuality(JSON.parse(ev.data)));
-    es.addEventListener("ended", () => { state.ended = true; setConn("ended", "session ended"); });
+    es.addEventListener("ended", () => { state.ended = true; setConn("ended", "session ended"); renderRatings(); });
     es.onerror = () => {
       if (!state.ended) setConn("off", "reconnecting…");
       // The server closes the stream after max_s; reconnect from the last point we have.
@@ -242,6 +259,159 @@
       $("segment-msg").textContent = res.ok ? "added" : ("not added: " + (out.message || res.status));
       if (res.ok) form.reset();
     });
+  }
+
+  // ---- the listener's ratings and the calibration ----
+  async function send(path, payload) {
+    const res = await fetch(url(path), {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: payload === undefined ? "" : JSON.stringify(payload) });
+    const out = await res.json().catch(() => ({}));
+    const detail = typeof out.detail === "string" ? out.detail : (out.message || ("error " + res.status));
+    return { ok: res.ok, out, detail };
+  }
+  function setRatings(rows) {
+    state.ratings = {};
+    rows.forEach(r => { state.ratings[r.segment_id] = r; });
+  }
+  function setCalibration(c) {
+    if (c) state.calib = c;
+    else if (!state.calib) state.calib = { label: "base model", calibration_id: null };
+    const el = $("active-model");
+    el.textContent = state.calib.label;
+    el.dataset.label = state.calib.label;
+    renderOffers();
+  }
+  function rateable(s) { return (s.end !== null && s.end !== undefined) || state.ended; }
+  function cell(tr, text) { const td = document.createElement("td"); td.textContent = text; tr.appendChild(td); return td; }
+  function ratingRow(s) {
+    const tr = document.createElement("tr");
+    tr.id = "rate-" + s.id;
+    tr.dataset.segment = String(s.id);
+    cell(tr, "").className = "track";
+    cell(tr, "").className = "when";
+    RATED.forEach(k => {
+      const td = document.createElement("td");
+      const inp = document.createElement("input");
+      inp.type = "number"; inp.min = "1"; inp.max = "9"; inp.step = "any"; inp.name = k;
+      inp.setAttribute("aria-label", k);
+      inp.addEventListener("input", () => { inp.dataset.dirty = "1"; });
+      td.appendChild(inp);
+      tr.appendChild(td);
+    });
+    const td = document.createElement("td");
+    const btn = document.createElement("button");
+    btn.type = "button"; btn.textContent = "Save"; btn.className = "rate";
+    btn.addEventListener("click", () => saveRating(s.id, tr));
+    td.appendChild(btn);
+    tr.appendChild(td);
+    cell(tr, "").className = "status";
+    return tr;
+  }
+  function renderRatings() {
+    const body = document.querySelector("#ratings tbody");
+    if (!body) return;
+    const seen = new Set();
+    state.segments.forEach(s => {
+      seen.add("rate-" + s.id);
+      let tr = $("rate-" + s.id);
+      if (!tr) { tr = ratingRow(s); body.appendChild(tr); }
+      tr.querySelector(".track").textContent = s.track;
+      const end = (s.end === null || s.end === undefined) ? "…" : fmtClock(s.end);
+      tr.querySelector(".when").textContent = fmtClock(s.start) + "–" + end;
+      const ok = rateable(s);
+      tr.className = ok ? "" : "playing";
+      const stored = state.ratings[s.id];
+      tr.querySelectorAll("input").forEach(inp => {
+        inp.disabled = !ok;
+        if (inp.dataset.dirty !== "1" && document.activeElement !== inp) {
+          const v = stored ? stored[inp.name] : null;
+          inp.value = (v === null || v === undefined) ? "" : String(v);
+        }
+      });
+      tr.querySelector("button.rate").disabled = !ok;
+      const status = tr.querySelector(".status");
+      if (!status.dataset.msg) status.textContent = !ok ? "playing…" : (stored ? "rated" : "");
+      tr.dataset.rated = stored ? "1" : "";
+    });
+    Array.from(body.children).forEach(tr => { if (!seen.has(tr.id)) tr.remove(); });
+    const n = Object.keys(state.ratings).length;
+    $("calibrate").disabled = n < state.minRated;
+    $("calibrate-hint").textContent = n < state.minRated
+      ? n + " of " + state.minRated + " rated segments needed to calibrate"
+      : n + " rated segments";
+  }
+  async function saveRating(segId, tr) {
+    const payload = {};
+    let bad = null;
+    tr.querySelectorAll("input").forEach(inp => {
+      const text = inp.value.trim();
+      if (text === "") { if (inp.validity.badInput) bad = inp.name + ": not a number"; return; }
+      payload[inp.name] = Number(text);
+    });
+    const status = tr.querySelector(".status");
+    status.dataset.msg = "1";
+    if (bad) { status.textContent = bad; return; }
+    const r = await send("/api/sessions/" + sessionId + "/segments/" + segId + "/ratings", payload);
+    if (r.ok) {
+      state.ratings[segId] = r.out;
+      tr.querySelectorAll("input").forEach(inp => { delete inp.dataset.dirty; });
+      status.textContent = "saved";
+      renderRatings();
+    } else {
+      status.textContent = r.detail;
+    }
+  }
+  async function calibrate() {
+    const btn = $("calibrate");
+    btn.disabled = true;
+    $("calibration-msg").textContent = "fitting…";
+    const r = await send("/api/sessions/" + sessionId + "/calibrate");
+    if (r.ok) {
+      setCalibration({ label: r.out.label, calibration_id: r.out.calibration_id });
+      $("calibration-msg").textContent = "calibrated from " + r.out.k + " segments in " +
+        Number(r.out.seconds).toFixed(1) + " s; used from the next hop";
+      loadOffers();
+    } else {
+      $("calibration-msg").textContent = r.detail;
+    }
+    renderRatings();
+  }
+  async function loadOffers() {
+    if (!state.participant) return;
+    const res = await fetch(url("/api/participants/" + encodeURIComponent(state.participant) + "/calibrations"));
+    state.offers = res.ok ? await res.json() : [];
+    renderOffers();
+  }
+  function renderOffers() {
+    const box = $("offer"), sel = $("offer-select");
+    if (!box) return;
+    const active = state.calib ? state.calib.calibration_id : null;
+    const fits = c => !c.base_digest || !state.digest || c.base_digest === state.digest;
+    const offers = state.offers.filter(c => c.id !== active && fits(c));
+    sel.replaceChildren(...offers.map(c => {
+      const o = document.createElement("option");
+      o.value = String(c.id);
+      const when = new Date(c.created_at * 1000).toISOString().slice(0, 10);
+      o.textContent = c.label + " · session #" + c.session_id + " · " + when;
+      return o;
+    }));
+    box.hidden = offers.length === 0;
+  }
+  async function useOffer() {
+    const id = Number($("offer-select").value);
+    if (!id) return;
+    const r = await send("/api/sessions/" + sessionId + "/calibration", { calibration_id: id });
+    if (r.ok) {
+      setCalibration({ label: r.out.label, calibration_id: r.out.calibration_id });
+      $("calibration-msg").textContent = "using the stored calibration from the next hop";
+    } else {
+      $("calibration-msg").textContent = r.detail;
+    }
+  }
+  if ($("calibrate")) {
+    $("calibrate").addEventListener("click", calibrate);
+    $("offer-use").addEventListener("click", useOffer);
   }
 
   setInterval(() => updateBadges(state.lastRow), 2000);
