@@ -15,7 +15,7 @@ import torch
 
 from symaffect.errors import DataError
 from symaffect.models import build_model, save_checkpoint
-from symaffect.models.calibration import Calibration, base_heads
+from symaffect.models.calibration import Calibration, base_heads, save_calibration
 from symaffect.stream.calibrate import (
     calibrate_session,
     fit_session_calibration,
@@ -160,6 +160,33 @@ def test_set_calibration_refuses_one_that_does_not_fit(calib_run):
         predictor.set_calibration(Calibration("bias", 2, np.zeros(predictor.embedding_dim), {"valence": heads["valence"]}))
     predictor.set_calibration(None)
     assert predictor.model_label == "base model" and predictor.calibration_id is None
+
+
+def test_a_calibration_file_run_keeps_its_calibration(calib_run, tmp_path):
+    """A run given as a listener's calibration file predicts with it, says so, and a live
+    calibration replaces it (None goes back to the file's)."""
+    base = Predictor(calib_run)
+    heads = {t: (w, b + np.linspace(-1, 1, b.size)) for t, (w, b) in base_heads(base.model).items()}
+    cal = Calibration("bias", 3, np.full(base.embedding_dim, 0.1), heads, listener="P-1", tracks=("1", "2", "3"))
+    path = save_calibration(tmp_path / "p1.json", cal, base=calib_run / "model.pt")
+    predictor = Predictor(path)
+    assert predictor.model_label == "calibrated (bias, K = 3)" and predictor.base_path == base.base_path
+    assert predictor.digest == base.digest
+    rec = deap_recording(deap_like(6.0, seed=5))
+    (h, *_) = run_recording(predictor, rec)
+    x = {m: torch.zeros(1, *s) for m, s in (("eeg", (32, 256)), ("peripheral", (6, 256)))}
+    with torch.inference_mode():
+        direct = predictor.model(x)
+    got = predictor.predict_window({m: v[0].numpy() for m, v in x.items()})
+    for task, logits in direct.items():
+        assert np.allclose(torch.softmax(logits[0], -1).numpy(), got.probabilities[task], atol=1e-6)
+    assert h.prediction.model_label == "calibrated (bias, K = 3)"
+    assert np.allclose(h.prediction.embedding, run_recording(base, rec)[0].prediction.embedding, atol=1e-6)
+    predictor.set_calibration(Calibration("bias", 2, np.zeros(base.embedding_dim), base_heads(base.model)),
+                              calibration_id=4)
+    assert predictor.model_label == "calibrated (bias, K = 2)"
+    predictor.set_calibration(None)
+    assert predictor.calibration is predictor.model.calibration and predictor.model_label == "calibrated (bias, K = 3)"
 
 
 # --- fitting from a session ----------------------------------------------------------

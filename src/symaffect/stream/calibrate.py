@@ -113,7 +113,18 @@ class SessionCalibration:
 
 
 def task_columns(task_set: str) -> dict[str, tuple[str, ...]]:
-    """The rating columns each task of ``task_set`` reads (``{"quadrant": ("valence", "arousal")}``)."""
+    """The rating columns each task of a task set reads.
+
+    Parameters
+    ----------
+    task_set : str
+        A key of :data:`symaffect.spec.TASK_SETS`.
+
+    Returns
+    -------
+    dict of str to tuple of str
+        E.g. ``{"valence": ("valence",)}`` or ``{"quadrant": ("valence", "arousal")}``.
+    """
     if task_set not in TASK_SETS:
         raise DataError("task_set", f"{task_set!r} is not one of {tuple(TASK_SETS)}")
     out = {}
@@ -148,8 +159,20 @@ def segment_targets(task_set: str, rating: SegmentRatingRow) -> dict[str, np.nda
 def rated_windows(
     segments: Sequence[SegmentRow], t: np.ndarray
 ) -> dict[int, np.ndarray]:
-    """Per segment id, the indices of the hops ``t`` inside it (``start <= t <= end``; an
-    open segment runs to the last hop)."""
+    """The hops inside each segment.
+
+    Parameters
+    ----------
+    segments : sequence of SegmentRow
+    t : ndarray, shape (n,)
+        Stream time of each hop (s).
+
+    Returns
+    -------
+    dict of int to ndarray of int
+        Per segment id, the indices of the hops with ``start <= t <= end`` (an open
+        segment runs to the last hop).
+    """
     out = {}
     for seg in segments:
         end = np.inf if seg.end is None else seg.end
@@ -305,8 +328,15 @@ def calibrate_session(
 def session_model_path(session: SessionRow) -> Path:
     """The checkpoint (or run folder) a session's predictions came from.
 
-    ``meta["model_path"]`` (absolute, written by :class:`LiveSession`), else the session's
-    ``run_dir``.
+    Parameters
+    ----------
+    session : SessionRow
+
+    Returns
+    -------
+    Path
+        ``meta["model_path"]`` (absolute, written by :class:`LiveSession`), else the
+        session's ``run_dir``.
 
     Raises
     ------
@@ -324,9 +354,25 @@ def session_model_path(session: SessionRow) -> Path:
 
 def check_session_calibration(session: SessionRow, calibration_digest: str | None,
                               predictor: Predictor | None = None, calibration: Calibration | None = None) -> None:
-    """Raise a one-line DataError when a stored calibration does not fit a session's model:
-    another base model (SHA-256 of the checkpoint, when both are known) or, given the
-    session's ``predictor``, other tasks or shapes."""
+    """Check that a stored calibration fits a session's model.
+
+    Parameters
+    ----------
+    session : SessionRow
+        Its ``meta["model_sha256"]`` names the session's model when ``predictor`` is None.
+    calibration_digest : str or None
+        SHA-256 of the model the calibration was fitted on (``CalibrationRow.base_digest``).
+    predictor : Predictor, optional
+        The session's model, when it is on this machine.
+    calibration : Calibration, optional
+        Checked against ``predictor``'s tasks and shapes.
+
+    Raises
+    ------
+    DataError
+        One line: another base model (when both digests are known), or other tasks or
+        shapes.
+    """
     digest = (session.meta or {}).get("model_sha256")
     if predictor is not None:
         digest = predictor.digest
