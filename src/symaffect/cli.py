@@ -491,7 +491,8 @@ def calibrate_cmd(
     trials: Annotated[str, typer.Option(
         callback=int_list(), help="Comma-separated 1-based trial ids of the rated calibration tracks.")],
     method: Annotated[str, typer.Option(
-        callback=choice("recentre", "bias", "heads"), help="recentre (no ratings used) | bias | heads.")] = "bias",
+        callback=choice("recentre", "bias", "threshold", "heads"),
+        help="recentre (no ratings used) | bias | threshold | heads.")] = "bias",
     out: Annotated[Optional[Path], typer.Option(
         callback=out_file(), help="Calibration file; default RUN/calibrations/sNN-<method>-k<K>.json.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,

@@ -39,7 +39,7 @@ def test_bench_writes_the_table_the_figure_and_the_json(bench):
     assert set(doc["tasks"]["arousal"]) == {"0", "1", "2"}  # tasks -> task -> "K" -> acc
     assert all(0.0 <= v <= 1.0 for v in doc["tasks"]["arousal"].values())
     s = doc["task_sets"]["binary_arousal"]["summary"]["arousal"]
-    assert set(s["methods"]) == {"none", "recentre", "bias", "heads"}
+    assert set(s["methods"]) == {"none", "recentre", "bias", "threshold", "heads"}
     assert "0" not in s["methods"]["bias"]  # a labelled method needs K >= 1
     # 6 subjects x 2 draws, every held-out subject once
     assert s["methods"]["none"]["1"]["n"] == 12 and s["within_subject"] is not None

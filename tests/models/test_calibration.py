@@ -155,3 +155,25 @@ def test_a_damaged_calibration_file_is_one_clear_error(tmp_path, edit, match):
     path.write_text(json.dumps(doc))
     with pytest.raises(DataError, match=match):
         load_calibrated(path)
+
+
+def test_threshold_ignores_how_often_the_listener_used_each_class():
+    """Eight tracks, six rated high: `bias` learns "mostly high"; `threshold` weighs both
+    classes alike and puts the boundary between the listener's two classes."""
+    rng = np.random.default_rng(3)
+    labels = np.array([1, 1, 1, 1, 1, 1, 0, 0])
+    tracks = np.repeat(np.arange(8), 10)
+    y = np.repeat(labels, 10)
+    z = rng.normal(0, 0.3, size=(80, D))
+    z[:, 0] += np.where(y == 1, 0.5, -0.5) - 1.0  # separable, but offset from the base boundary
+    heads = _heads()
+    kw = dict(z=z, y={"arousal": y}, tracks=tracks, unlabelled=z)
+    bias = fit_calibration("bias", heads, np.zeros(D), **kw)
+    thr = fit_calibration("threshold", heads, np.zeros(D), **kw)
+
+    def high_share(c, zz):
+        return np.argmax((zz - c.shift) @ c.heads["arousal"][0].T + c.heads["arousal"][1], axis=1).mean()
+
+    balanced = np.concatenate([z[y == 1][:20], z[y == 0][:20]])  # tracks to come, half high
+    assert high_share(bias, balanced) > high_share(thr, balanced)
+    assert abs(high_share(thr, balanced) - 0.5) < 0.2

@@ -41,6 +41,7 @@ from symaffect.errors import DataError
 from symaffect.eval.scoring import train_and_score
 from symaffect.eval.tables import markdown_table
 from symaffect.models.calibration import (
+    LABELLED,
     METHODS,
     base_heads,
     fit_calibration,
@@ -169,7 +170,7 @@ def calibrate_fold(
                           "n_test_windows": int(test.sum()),
                           "majority_test": {t: _majority(y_s[t][test]) for t in spec.names}}
                 for method in methods:
-                    if method in ("bias", "heads") and k == 0:
+                    if method in LABELLED and k == 0:
                         continue
                     if method == "none":
                         logits = base_logits
@@ -181,7 +182,7 @@ def calibrate_fold(
                         )
                         zc = z[in_s] - c.shift
                         logits = {t: zc @ w.T + b for t, (w, b) in c.heads.items()}
-                        if k == 8 and method in ("bias", "heads"):
+                        if k == 8 and method in LABELLED:
                             timings.append(time.perf_counter() - t0)
                     row = {**common, "method": method, "acc": _accuracy(logits, y_s, test)}
                     if any(t.rule == "nine_class" for t in spec.tasks):
@@ -269,7 +270,7 @@ def plot(summary: Mapping, ks: Sequence[int], path: Path, *, nine_class: bool) -
     rows = 2 if nine_class else 1
     fig = Figure(figsize=(4.6 * len(tasks), 3.6 * rows), layout="constrained")
     axes = fig.subplots(rows, len(tasks), squeeze=False)
-    colors = {"none": "#777777", "recentre": "#3b6fb6", "bias": "#e08a2c", "heads": "#5aa469"}
+    colors = {"none": "#777777", "recentre": "#3b6fb6", "bias": "#e08a2c", "threshold": "#8e44ad", "heads": "#5aa469"}
     for j, t in enumerate(tasks):
         ax = axes[0, j]
         for m, per in summary[t]["methods"].items():
@@ -425,7 +426,7 @@ def calibrate_run(
         DEAP id of the listener.
     trials : sequence of int
         1-based trial (video) ids of the rated calibration tracks.
-    method : {"recentre", "bias", "heads"}
+    method : {"recentre", "bias", "threshold", "heads"}
     out : path, optional
         Default ``RUN_DIR/calibrations/sNN-<method>-k<K>.json``.
 

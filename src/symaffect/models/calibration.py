@@ -12,6 +12,12 @@ A calibration changes only what sits after the fused embedding ``z = model.embed
     ``recentre``, then the heads' biases refitted on the rated tracks, anchored at the
     base biases by an L2 penalty: the listener's own use of the rating scale (their
     offset and, for 9 classes, their spread), without touching the weights.
+``"threshold"`` (K rated tracks)
+    ``bias`` with the rated tracks weighted so that each rated class weighs the same: the
+    biases move the decision boundary to the listener's own boundary between their
+    classes, without learning how often the listener used each class (with few tracks
+    drawn from a balanced set, that share misleads: the tracks left to predict lean the
+    other way).
 ``"heads"`` (K rated tracks)
     ``recentre``, then the heads' weights and biases refitted, anchored at the base heads
     by a strong L2 penalty (a regularised linear probe on the frozen embedding).
@@ -39,9 +45,9 @@ from symaffect._io import atomic_write, read_json
 from symaffect.errors import DataError
 from symaffect.models.checkpoint import load_checkpoint
 
-METHODS: tuple[str, ...] = ("none", "recentre", "bias", "heads")
+METHODS: tuple[str, ...] = ("none", "recentre", "bias", "threshold", "heads")
 """Calibration methods, cheapest first (module docstring)."""
-LABELLED: tuple[str, ...] = ("bias", "heads")
+LABELLED: tuple[str, ...] = ("bias", "threshold", "heads")
 """Methods that need rated tracks."""
 FORMAT = "symaffect-calibration"
 FORMAT_VERSION = 1
@@ -143,6 +149,20 @@ def _track_weights(tracks: np.ndarray) -> np.ndarray:
     return 1.0 / counts[inverse]
 
 
+def _class_balanced(weights: np.ndarray, y: np.ndarray, multilabel: bool) -> np.ndarray:
+    """``weights`` rescaled so that every class present weighs the same total (their sum
+    is kept); multi-label targets are left as they are."""
+    if multilabel or len(y) == 0:
+        return weights
+    classes = np.unique(y)
+    total = weights.sum()
+    out = weights.copy()
+    for c in classes:
+        m = y == c
+        out[m] *= total / (len(classes) * weights[m].sum())
+    return out
+
+
 def _refit(
     z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, weights: np.ndarray, *,
     multilabel: bool, fit_weight: bool, penalty: float,
@@ -194,7 +214,7 @@ def fit_calibration(
 
     Parameters
     ----------
-    method : {"none", "recentre", "bias", "heads"}
+    method : {"none", "recentre", "bias", "threshold", "heads"}
     heads : dict of str to (W, b)
         The base model's heads (:func:`base_heads`).
     population_mean : ndarray, shape (D,)
@@ -236,8 +256,10 @@ def fit_calibration(
         zc = np.asarray(z, dtype=np.float64) - shift
         weights = _track_weights(tracks)
         heads = {
-            t: _refit(zc, np.asarray(y[t]), w, b, weights, multilabel=multilabel,
-                      fit_weight=method == "heads", penalty=heads_penalty if method == "heads" else bias_penalty)
+            t: _refit(zc, np.asarray(y[t]), w, b,
+                      _class_balanced(weights, np.asarray(y[t]), multilabel) if method == "threshold" else weights,
+                      multilabel=multilabel, fit_weight=method == "heads",
+                      penalty=heads_penalty if method == "heads" else bias_penalty)
             for t, (w, b) in heads.items()
         }
     return Calibration(method=method, k=k, shift=shift, heads=heads, listener=listener, tracks=names)
