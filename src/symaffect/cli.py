@@ -492,7 +492,7 @@ def calibrate_cmd(
         callback=int_list(), help="Comma-separated 1-based trial ids of the rated calibration tracks.")],
     method: Annotated[str, typer.Option(
         callback=choice("recentre", "bias", "threshold", "heads"),
-        help="recentre (no ratings used) | bias | threshold | heads.")] = "bias",
+        help="recentre (no ratings used) | bias | threshold | heads.")] = "threshold",
     out: Annotated[Optional[Path], typer.Option(
         callback=out_file(), help="Calibration file; default RUN/calibrations/sNN-<method>-k<K>.json.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,

@@ -76,7 +76,7 @@ def test_calibrate_command_writes_a_file_predict_takes(bench, tmp_path):
     r = subprocess.run([*cli, "calibrate", str(run), "--data", str(root / "data"), "--subject", str(listener),
                         "--trials", "1,2", "--cache-dir", str(root / "cache")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    path = run / "calibrations" / f"s{listener:02d}-bias-k2.json"
+    path = run / "calibrations" / f"s{listener:02d}-threshold-k2.json"
     assert path.is_file() and path.name in "".join(r.stdout.split())
     doc = json.loads(path.read_text())
     assert doc["base"] == "../model.pt" and doc["k"] == 2 and doc["tracks"] == ["1", "2"]

@@ -240,7 +240,7 @@ def test_rate_two_segments_and_calibrate_in_the_page(calibration_server, browser
     page.wait_for_function("() => !document.getElementById('calibrate').disabled")
     page.click("#calibrate")
     page.wait_for_function(
-        "() => document.getElementById('active-model').textContent === 'calibrated (bias, K = 2)'", timeout=30_000)
+        "() => document.getElementById('active-model').textContent === 'calibrated (threshold, K = 2)'", timeout=30_000)
     assert "calibrated from 2 segments" in page.inner_text("#calibration-msg")
     with SessionStore(db) as s:
         assert [(r.segment_id, r.valence) for r in s.segment_ratings(sid)] == [(segs[0], 8.0), (segs[1], 7.0)]
@@ -256,7 +256,7 @@ def test_rate_two_segments_and_calibrate_in_the_page(calibration_server, browser
     assert "calibrated (bias, K = 2)" in page.inner_text("#offer-select")
     page.click("#offer-use")
     page.wait_for_function(
-        "() => document.getElementById('active-model').textContent === 'calibrated (bias, K = 2)'", timeout=15_000)
+        "() => document.getElementById('active-model').textContent === 'calibrated (threshold, K = 2)'", timeout=15_000)
     with SessionStore(db) as s:
         assert s.active_calibration(nxt).calibration_id == cal.id
     shot = tmp_path / "calibration.png"

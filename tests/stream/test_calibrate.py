@@ -235,12 +235,12 @@ def test_calibrate_stores_activates_and_the_live_session_switches(calib_run, tmp
     finally:
         session.close()
     fit = result["fit"]
-    assert fit.label == "calibrated (bias, K = 2)" and fit.calibration.k == 2
+    assert fit.label == "calibrated (threshold, K = 2)" and fit.calibration.k == 2
     assert fit.recentred_on == "population" and fit.seconds < 10
-    assert any("fitted calibrated (bias, K = 2)" in r.getMessage() for r in caplog.records)
+    assert any("fitted calibrated (threshold, K = 2)" in r.getMessage() for r in caplog.records)
     with SessionStore(db) as st:
         (row,) = st.calibrations("P-042")
-        assert (row.id, row.session_id, row.method, row.k) == (fit.calibration_id, session.sid, "bias", 2)
+        assert (row.id, row.session_id, row.method, row.k) == (fit.calibration_id, session.sid, "threshold", 2)
         assert row.base_digest == Predictor(calib_run).digest and Path(row.base_model).name == "model.pt"
         assert Calibration.from_dict(row.calibration).tracks == fit.calibration.tracks
         assert st.active_calibration(session.sid).calibration_id == fit.calibration_id
@@ -250,7 +250,7 @@ def test_calibrate_stores_activates_and_the_live_session_switches(calib_run, tmp
     after = [p for p in preds if p.t > 26.5]  # hops computed after the switch
     assert before and after and len(preds) == len(base_hops)
     assert {p.model_label for p in before} == {"base model"} and {p.calibration_id for p in before} == {None}
-    assert {p.model_label for p in after} == {"calibrated (bias, K = 2)"}
+    assert {p.model_label for p in after} == {"calibrated (threshold, K = 2)"}
     assert {p.calibration_id for p in after} == {fit.calibration_id}
     # the embeddings are the base model's; the calibrated probabilities are not
     assert np.allclose(emb.z, np.stack([base_hops[round(t, 6)].embedding for t in emb.t]), atol=1e-5)
@@ -290,7 +290,8 @@ def test_a_model_without_a_population_mean_recentres_on_the_session(run_dir, tmp
 
 def test_calibration_moves_a_binary_model_towards_the_listener(tmp_path):
     """A listener who rates every segment high valence, a base model that says low: the
-    calibrated model says high more often on those segments' windows."""
+    `bias` calibration says high more often on those segments' windows; `threshold` (the
+    default) has no boundary to place with one class rated and only re-centres."""
     torch.manual_seed(2)
     model = build_model("symaffect", task_set="binary_valence", **TINY)
     with torch.no_grad():
@@ -302,8 +303,11 @@ def test_calibration_moves_a_binary_model_towards_the_listener(tmp_path):
         sid, segs = _session(store, run)
         store.rate_segment(sid, segs[0], valence=8)
         store.rate_segment(sid, segs[1], valence=7, arousal=2)
-        fit = calibrate_session(store, sid, Predictor(run))
+        fit = calibrate_session(store, sid, Predictor(run), method="bias")
+        default = calibrate_session(store, sid, Predictor(run))
         emb = store.embeddings(sid)
+    for t, (w, b) in default.calibration.heads.items():
+        np.testing.assert_allclose(b, model.heads.layers[t].bias.detach().double().numpy(), atol=1e-6)
     inside = np.zeros(len(emb), bool)
     for _, a, b in SEGMENTS[:2]:
         inside |= (emb.t >= a) & (emb.t <= b)

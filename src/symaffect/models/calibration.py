@@ -17,7 +17,8 @@ A calibration changes only what sits after the fused embedding ``z = model.embed
     biases move the decision boundary to the listener's own boundary between their
     classes, without learning how often the listener used each class (with few tracks
     drawn from a balanced set, that share misleads: the tracks left to predict lean the
-    other way).
+    other way). A task whose rated tracks are all of one class keeps its heads (there is
+    no boundary to place): it is only re-centred.
 ``"heads"`` (K rated tracks)
     ``recentre``, then the heads' weights and biases refitted, anchored at the base heads
     by a strong L2 penalty (a regularised linear probe on the frozen embedding).
@@ -255,13 +256,17 @@ def fit_calibration(
         k = len(names)
         zc = np.asarray(z, dtype=np.float64) - shift
         weights = _track_weights(tracks)
-        heads = {
-            t: _refit(zc, np.asarray(y[t]), w, b,
-                      _class_balanced(weights, np.asarray(y[t]), multilabel) if method == "threshold" else weights,
-                      multilabel=multilabel, fit_weight=method == "heads",
-                      penalty=heads_penalty if method == "heads" else bias_penalty)
-            for t, (w, b) in heads.items()
-        }
+        refit = {}
+        for t, (w, b) in heads.items():
+            yt = np.asarray(y[t])
+            if method == "threshold" and not multilabel and len(np.unique(yt)) < 2:
+                refit[t] = (w, b)  # one class rated: there is no boundary to move, only the re-centring
+                continue
+            refit[t] = _refit(zc, yt, w, b,
+                              _class_balanced(weights, yt, multilabel) if method == "threshold" else weights,
+                              multilabel=multilabel, fit_weight=method == "heads",
+                              penalty=heads_penalty if method == "heads" else bias_penalty)
+        heads = refit
     return Calibration(method=method, k=k, shift=shift, heads=heads, listener=listener, tracks=names)
 
 

@@ -159,7 +159,7 @@ class CalibrateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["bias", "heads"] = LIVE_METHOD
+    method: Literal["threshold", "bias", "heads"] = LIVE_METHOD
 
 
 class ActivateIn(BaseModel):

@@ -23,7 +23,8 @@ What the fit sees
   saved without that mean is re-centred onto the session's own mean (shift 0), which is
   logged.
 
-The method is :data:`LIVE_METHOD` (``"bias"``: the heads' biases refitted, weights kept),
+The method is :data:`LIVE_METHOD` (``"threshold"``: the heads' biases refitted with each
+rated class weighing the same, weights kept; see :mod:`symaffect.models.calibration`),
 the one that is safe with a handful of rated segments.
 """
 
@@ -59,9 +60,9 @@ log = logging.getLogger(__name__)
 
 MIN_RATED_SEGMENTS = 2
 """Fewest rated segments a live calibration is fitted from."""
-LIVE_METHOD = "bias"
+LIVE_METHOD = "threshold"
 """The method of a live calibration (``models.calibration``: biases only, anchored)."""
-LIVE_METHODS = ("bias", "heads")
+LIVE_METHODS = ("threshold", "bias", "heads")
 """Methods a live calibration may use (both need rated segments)."""
 DOMINANCE = 5.0
 """Dominance is not asked for: the middle of the scale."""
@@ -191,7 +192,7 @@ def fit_session_calibration(
     session_id : int
     predictor : Predictor
         The session's model (its base heads, task set and population mean embedding).
-    method : {"bias", "heads"}
+    method : {"threshold", "bias", "heads"}
 
     Returns
     -------
@@ -297,7 +298,7 @@ def calibrate_session(
     session_id : int
     predictor : Predictor
         The session's model.
-    method : {"bias", "heads"}
+    method : {"threshold", "bias", "heads"}
     activate : bool
 
     Returns
