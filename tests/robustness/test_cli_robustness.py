@@ -196,6 +196,12 @@ DATA = [
     ("model-missing-weight", ["predict", "run_shape", "rec.csv"], ["run_shape/model.pt", "weights"]),
     # run folders with a corrupt result.json / config.yaml
     ("evaluate-corrupt-result-json", ["evaluate", "run_result", "--data", "data"], ["result.json", "JSON"]),
+    ("calibrate-not-a-run", ["calibrate", "run", "--data", "data", "--subject", "1", "--trials", "1"],
+     ["run", "not a run folder"]),
+    ("calibrate-bad-trials", ["calibrate", "run_result", "--data", "data", "--subject", "1", "--trials", "1,x"],
+     ["--trials", "not an integer"]),
+    ("calibrate-unknown-method", ["calibrate", "run_result", "--data", "data", "--subject", "1", "--trials", "1",
+                                  "--method", "magic"], ["--method", "magic"]),
     ("evaluate-corrupt-config-yaml", ["evaluate", "run_badcfg", "--data", "data"], ["run_badcfg/config.yaml"]),
     ("evaluate-nan-in-config-yaml", ["evaluate", "run_nancfg", "--data", "data"], ["config.yaml", "optim.lr"]),
     ("train-resume-corrupt-config", ["train", "--data", "data", "--out", "run_badcfg"], ["config.yaml"]),

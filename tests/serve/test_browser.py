@@ -253,7 +253,7 @@ def test_rate_two_segments_and_calibrate_in_the_page(calibration_server, browser
     page.wait_for_function("() => document.getElementById('active-model').textContent === 'base model'",
                            timeout=15_000)
     page.wait_for_selector("#offer:not([hidden])")
-    assert "calibrated (bias, K = 2)" in page.inner_text("#offer-select")
+    assert "calibrated (threshold, K = 2)" in page.inner_text("#offer-select")
     page.click("#offer-use")
     page.wait_for_function(
         "() => document.getElementById('active-model').textContent === 'calibrated (threshold, K = 2)'", timeout=15_000)

@@ -134,10 +134,10 @@ def test_calibrate_then_offer_it_at_the_next_session(client, db, run):
     r = client.post("/api/sessions/1/calibrate")
     assert r.status_code == 201, r.text
     fit = r.json()
-    assert fit["label"] == "calibrated (bias, K = 2)" and fit["k"] == 2 and fit["active"] is True
+    assert fit["label"] == "calibrated (threshold, K = 2)" and fit["k"] == 2 and fit["active"] is True
     assert fit["participant"] == cd.PARTICIPANT and fit["seconds"] < 10 and fit["segments"] == [1, 2]
     state = client.get("/api/sessions/1/calibration").json()
-    assert (state["label"], state["calibration_id"]) == ("calibrated (bias, K = 2)", fit["calibration_id"])
+    assert (state["label"], state["calibration_id"]) == ("calibrated (threshold, K = 2)", fit["calibration_id"])
 
     listed = client.get(f"/api/participants/{cd.PARTICIPANT}/calibrations").json()
     assert [c["id"] for c in listed] == [fit["calibration_id"]]
@@ -152,7 +152,7 @@ def test_calibrate_then_offer_it_at_the_next_session(client, db, run):
     assert client.get(f"/api/sessions/{nxt}/calibration").json()["label"] == "base model"
     r = client.post(f"/api/sessions/{nxt}/calibration", json={"calibration_id": fit["calibration_id"]})
     assert r.status_code == 200, r.text
-    assert (r.json()["label"], r.json()["calibration_id"]) == ("calibrated (bias, K = 2)", fit["calibration_id"])
+    assert (r.json()["label"], r.json()["calibration_id"]) == ("calibrated (threshold, K = 2)", fit["calibration_id"])
     with SessionStore(db) as s:
         assert s.active_calibration(nxt).calibration_id == fit["calibration_id"]
 
@@ -221,4 +221,4 @@ def test_the_event_stream_tells_ratings_and_calibration(client):
     assert client.post("/api/sessions/1/calibrate").status_code == 201
     r = client.get("/api/sessions/1/stream", params={"max_s": 0.2})
     assert "event: ratings\n" in r.text and "event: calibration\n" in r.text
-    assert "calibrated (bias, K = 2)" in r.text
+    assert "calibrated (threshold, K = 2)" in r.text
