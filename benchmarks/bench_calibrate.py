@@ -29,7 +29,7 @@ def main() -> None:
     cli = [sys.executable, "-m", "symaffect.cli"]
     cache = ["--cache-dir", str(args.cache_dir)] if args.cache_dir else []
     rows = []
-    for method in ("bias", "heads"):
+    for method in ("threshold", "bias", "heads"):
         t0 = time.perf_counter()
         r = subprocess.run([*cli, "calibrate", str(args.run), "--data", str(args.data), "--subject", str(args.subject),
                             "--trials", "1,2,3,4,5,6,7,8", "--method", method, *cache],
