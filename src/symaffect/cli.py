@@ -486,25 +486,51 @@ def _print_suite(obj: dict) -> None:
 @app.command("calibrate")
 def calibrate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A trained run folder (model.pt inside).")],
-    data: Annotated[Path, typer.Option(help="DEAP-format data holding the listener and their ratings.")],
-    subject: Annotated[int, typer.Option(callback=number(ge=1, le=10**6), help="DEAP id of the listener.")],
-    trials: Annotated[str, typer.Option(
-        callback=int_list(), help="Comma-separated 1-based trial ids of the rated calibration tracks.")],
+    data: Annotated[Optional[Path], typer.Option(
+        help="DEAP-format data holding the listener and their ratings (with --subject, --trials).")] = None,
+    subject: Annotated[Optional[int], typer.Option(
+        callback=number(ge=1, le=10**6), help="DEAP id of the listener.")] = None,
+    trials: Annotated[Optional[str], typer.Option(
+        callback=int_list(), help="Comma-separated 1-based trial ids of the rated calibration tracks.")] = None,
+    recording: Annotated[Optional[Path], typer.Option(
+        help="Or: a recording of the listener (.edf/.bdf, .csv, sNN.dat; with --ratings).")] = None,
+    ratings: Annotated[Optional[Path], typer.Option(
+        help="CSV track,start,end,valence,arousal,liking (seconds; ratings 1-9) of the recording.")] = None,
+    participant: Annotated[str, typer.Option(help="The listener's pseudonym (with --recording).")] = "listener",
+    channel_map: Annotated[Optional[str], typer.Option(help="Channel map of the recording.")] = None,
     method: Annotated[str, typer.Option(
         callback=choice("recentre", "bias", "threshold", "heads"),
         help="recentre (no ratings used) | bias | threshold | heads.")] = "threshold",
     out: Annotated[Optional[Path], typer.Option(
-        callback=out_file(), help="Calibration file; default RUN/calibrations/sNN-<method>-k<K>.json.")] = None,
+        callback=out_file(), help="Calibration file; default RUN/calibrations/<listener>-<method>-k<K>.json.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Calibrate a run's model to one listener from some of their rated tracks.
 
-    Writes a small file beside the run that points to its model.pt; `predict`, `stream`
-    and `serve` take it wherever they take a run.
+    Either DEAP-format data (--data, --subject, --trials) or a recording with a ratings
+    file (--recording, --ratings). Writes a small file beside the run that points to its
+    model.pt; `predict`, `stream` and `serve` take it wherever they take a run.
     """
-    from symaffect.eval.calibration import calibrate_run
+    from symaffect.errors import ConfigError
 
     _quiet_lightning()
+    deap = (data, subject, trials)
+    if recording is not None or ratings is not None:
+        if recording is None or ratings is None or any(v is not None for v in deap):
+            raise ConfigError("calibrate: give --recording with --ratings, or --data with --subject and --trials")
+        from symaffect.stream.calibrate import calibrate_recording
+
+        if method == "recentre":
+            raise ConfigError("calibrate: --recording calibrates from ratings; use threshold, bias or heads")
+        rec = _read_recording(recording, channel_map)
+        path, fit = calibrate_recording(run_dir, rec, ratings, participant=participant, method=method, out=out)
+        console.print(f"calibration ({fit.label}, {fit.n_windows} windows, {fit.seconds:.1f} s): {path}",
+                      highlight=False)
+        return
+    if any(v is None for v in deap):
+        raise ConfigError("calibrate: give --data with --subject and --trials, or --recording with --ratings")
+    from symaffect.eval.calibration import calibrate_run
+
     path, info = calibrate_run(run_dir, data, subject=subject, trials=_split_csv(trials, int), method=method,
                                out=out, cache_dir=cache_dir)
     if info["in_training"]:

@@ -200,6 +200,8 @@ DATA = [
      ["run", "not a run folder"]),
     ("calibrate-bad-trials", ["calibrate", "run_result", "--data", "data", "--subject", "1", "--trials", "1,x"],
      ["--trials", "not an integer"]),
+    ("calibrate-recording-without-ratings", ["calibrate", "run", "--recording", "rec.csv"],
+     ["--recording", "--ratings"]),
     ("calibrate-unknown-method", ["calibrate", "run_result", "--data", "data", "--subject", "1", "--trials", "1",
                                   "--method", "magic"], ["--method", "magic"]),
     ("evaluate-corrupt-config-yaml", ["evaluate", "run_badcfg", "--data", "data"], ["run_badcfg/config.yaml"]),

@@ -318,3 +318,34 @@ def test_calibration_moves_a_binary_model_towards_the_listener(tmp_path):
     assert (p_base > 0.5).mean() < 0.5  # the base model mostly says low
     assert p_cal.mean() > p_base.mean() + 0.1
     assert (p_cal > 0.5).mean() > (p_base > 0.5).mean()  # more windows high, as the listener said
+
+
+def test_calibrate_a_recording_with_its_ratings_file(calib_run, tmp_path):
+    """A recording and a ratings CSV give the same fit as a live session with those
+    ratings; the file lands beside the run and predicts; bad rows are one line."""
+    from symaffect.stream.calibrate import calibrate_recording, read_ratings_csv
+
+    rec = deap_recording(deap_like(34.0, seed=3))
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text("track,start,end,valence,arousal,liking\nA,4,12,8,3,7\nB,14,22,7.5,,8\n")
+    path, fit = calibrate_recording(calib_run, rec, ratings, participant="P-9")
+    assert path == calib_run / "calibrations" / "P-9-threshold-k2.json" and path.is_file()
+    with SessionStore(tmp_path / "s.db") as store:  # the live way, same ratings
+        sid, segs = _session(store, calib_run, participant="P-9")
+        store.rate_segment(sid, segs[0], valence=8, arousal=3, liking=7)
+        store.rate_segment(sid, segs[1], valence=7.5, liking=8)
+        live = fit_session_calibration(store, sid, Predictor(calib_run))
+    for t, (w, b) in live.calibration.heads.items():
+        np.testing.assert_allclose(fit.calibration.heads[t][1], b, atol=1e-6)
+    np.testing.assert_allclose(fit.calibration.shift, live.calibration.shift, atol=1e-5)
+    pred = Predictor(path)
+    assert pred.model_label == "calibrated (threshold, K = 2)"
+    for text, msg in (("track,start,end,valence\nA,4,12,x\n", "not a number"),
+                      ("track,start,end,valence\nA,4,12,\n", "no rating"),
+                      ("track,start,end,valence\nA,4,2,5\n", "end")):
+        ratings.write_text(text)
+        with pytest.raises(DataError, match=msg):
+            read_ratings_csv(ratings)
+    ratings.write_text("track,start,end,valence\nA,4,12,12\nB,14,22,5\n")
+    with pytest.raises(DataError, match="valence"):
+        calibrate_recording(calib_run, rec, ratings)

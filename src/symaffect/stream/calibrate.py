@@ -30,7 +30,10 @@ the one that is safe with a handful of rated segments.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from symaffect._io import read_text
 from symaffect.data.labels import PRESETS
 from symaffect.errors import DataError
 from symaffect.models.calibration import (
@@ -45,9 +49,12 @@ from symaffect.models.calibration import (
     base_heads,
     describe,
     fit_calibration,
+    save_calibration,
 )
-from symaffect.spec import LABEL_COLUMNS, TASK_SETS
-from symaffect.stream.pipeline import Predictor
+from symaffect.spec import LABEL_COLUMNS, RATING_COLUMNS, TASK_SETS
+from symaffect.stream.lsl import read_markers_csv
+from symaffect.stream.pipeline import Predictor, run_recording
+from symaffect.stream.recording import Recording
 from symaffect.stream.store import (
     RATINGS,
     SegmentRatingRow,
@@ -397,3 +404,99 @@ __all__ = [
     "session_model_path",
     "task_columns",
 ]
+
+
+RATING_FILE_COLUMNS = ("track", "start", "end", *RATING_COLUMNS)
+"""Columns of a ratings file for :func:`calibrate_recording` (``end`` and any rating may be empty)."""
+
+
+def read_ratings_csv(path: str | Path) -> list[tuple[str, float, float | None, dict[str, float]]]:
+    """Rated music segments of a recording: a CSV with header
+    ``track,start,end,valence,arousal,liking`` (seconds from the recording's start; ratings
+    1-9, any subset per row).
+
+    Raises
+    ------
+    DataError
+        Naming the file and line: the segment columns as :func:`~symaffect.stream.lsl.
+        read_markers_csv` checks them, a rating that is not a number, or a row without
+        any rating.
+    """
+    path = Path(path)
+    segments = read_markers_csv(path)
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""))
+    out = []
+    for (track, start, end), row in zip(segments, reader):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if isinstance(k, str) and isinstance(v, str)}
+        given = {}
+        for k in RATING_COLUMNS:
+            if row.get(k):
+                try:
+                    given[k] = float(row[k])
+                except ValueError:
+                    raise DataError(path, f"line {reader.line_num}: {k} {row[k]!r} is not a number") from None
+        if not given:
+            raise DataError(path, f"line {reader.line_num}: no rating ({', '.join(RATING_COLUMNS)})")
+        out.append((track, start, end, given))
+    return out
+
+
+def calibrate_recording(
+    run: str | Path,
+    recording: Recording,
+    ratings: str | Path,
+    *,
+    participant: str = "listener",
+    method: str = LIVE_METHOD,
+    out: str | Path | None = None,
+    hop: float = 1.0,
+) -> tuple[Path, SessionCalibration]:
+    """Calibrate a run's model to the listener of a recording with their ratings file.
+
+    The recording is predicted hop by hop into a temporary session store (real SQLite,
+    deleted afterwards), its rated segments are added with their ratings, and the same
+    fit as a live session's (:func:`fit_session_calibration`) makes the calibration.
+
+    Parameters
+    ----------
+    run : path
+        Run folder or checkpoint.
+    recording : Recording
+    ratings : path
+        CSV of :func:`read_ratings_csv`.
+    participant : str
+        The listener's pseudonym (stored in the file).
+    method : {"threshold", "bias", "heads"}
+    out : path, optional
+        Default ``<run folder>/calibrations/<participant>-<method>-k<K>.json``.
+
+    Returns
+    -------
+    path : Path
+        The calibration file (it points to the run's model; ``predict``, ``stream`` and
+        ``serve`` take it like a run).
+    fit : SessionCalibration
+    """
+    predictor = Predictor(run)
+    rated = read_ratings_csv(ratings)
+    with tempfile.TemporaryDirectory(prefix="symaffect-calibrate-") as tmp:
+        with SessionStore(Path(tmp) / "calibration.db") as store:
+            sid = store.create_session(participant, predictor.name, run_dir=str(run))
+            for h in run_recording(predictor, recording, hop=hop):
+                if h.prediction is not None:
+                    store.add_prediction(sid, h.prediction)
+            for track, start, end, given in rated:
+                seg = store.add_segment(sid, track, start, end, source="api")
+                store.rate_segment(sid, seg, **given)
+            store.end_session(sid)
+            fit = fit_session_calibration(store, sid, predictor, method=method)
+    base = predictor.base_path
+    folder = base.parent
+    path = Path(out) if out is not None else folder / "calibrations" / f"{_slug(participant)}-{method}-k{fit.calibration.k}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_calibration(path, fit.calibration, base=base)
+    return path, fit
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)[:64] or "listener"
