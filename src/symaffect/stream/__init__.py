@@ -8,7 +8,9 @@ Import-light public API (no torch): :class:`SessionStore`, :func:`default_db_pat
 :mod:`symaffect.stream.quality` (``check_window``),
 :mod:`symaffect.stream.pipeline` (``Predictor``, ``load_run``, ``predict_recording``),
 :mod:`symaffect.stream.session` (``LiveSession``: one live session, source-agnostic),
-:mod:`symaffect.stream.lsl` (``replay``, ``run_stream``, ``LslConnection``).
+:mod:`symaffect.stream.lsl` (``replay``, ``run_stream``, ``LslConnection``),
+:mod:`symaffect.stream.calibrate` (a listener's calibration from rated segments or a
+recording's ratings file).
 This package never imports :mod:`symaffect.train`. Quadrant codes and the Neutral rule
 are :data:`symaffect.spec.QUADRANT_CODES` / :class:`symaffect.spec.QuadrantRule`.
 """
