@@ -290,6 +290,7 @@ def plot(summary: Mapping, ks: Sequence[int], path: Path, *, nine_class: bool) -
         if summary[t]["within_subject"] is not None:
             ax.axhline(100 * summary[t]["within_subject"], color="#aa3333", ls="--", label="within-subject")
         ax.set_xticks(list(ks))
+        ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(100.0, ax.get_ylim()[1]))
         ax.set_xlabel("K rated calibration tracks")
         ax.set_ylabel("accuracy on the other tracks (%)")
         ax.set_title(t, fontsize=10)
@@ -300,6 +301,7 @@ def plot(summary: Mapping, ks: Sequence[int], path: Path, *, nine_class: bool) -
             for m, per in summary[t]["methods"].items():
                 xs = [k for k in ks if str(k) in per and "mae" in per[str(k)]]
                 ax2.plot(xs, [per[str(k)]["mae"] for k in xs], "o-", color=colors.get(m), label=m)
+            ax2.set_xticks(list(ks))
             ax2.set_xlabel("K rated calibration tracks")
             ax2.set_ylabel("MAE (classes)")
     with atomic_write(path, "wb") as f:
