@@ -90,3 +90,21 @@ def test_calibrate_command_writes_a_file_predict_takes(bench, tmp_path):
         argv = [*cli, "calibrate", str(run), "--data", str(root / "data"), "--subject", str(listener), *args]
         bad = subprocess.run(argv, capture_output=True, text=True)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and msg in bad.stderr, bad.stderr
+
+
+def test_nine_class_tables_carry_mae_and_the_plot_its_panel(tmp_path):
+    rows = []
+    for k in (0, 1):
+        for method in ("none", "threshold"):
+            if method == "threshold" and k == 0:
+                continue
+            for s in (1, 2):
+                rows.append({"fold": 0, "subject": s, "draw": 0, "k": k, "method": method, "n_test_windows": 10,
+                             "majority_test": {"valence": 0.4}, "acc": {"valence": 0.2 + 0.1 * k},
+                             "mae": {"valence": 1.5 - 0.2 * k}})
+    summary = C.summarise(rows, ["valence"], [0, 1], ["none", "threshold"], {"valence": {1: 0.5, 2: 0.4}})
+    v = summary["valence"]
+    assert v["methods"]["threshold"]["1"]["mae"] == pytest.approx(1.3) and v["within_subject"] == pytest.approx(0.45)
+    assert C.gap_closed(summary, k=1, method="threshold")["valence"] == pytest.approx(0.0)
+    path = C.plot(summary, [0, 1], tmp_path / "c.png", nine_class=True)
+    assert path.stat().st_size > 10_000
