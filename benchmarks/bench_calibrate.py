@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from symaffect._io import write_text
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -46,7 +48,7 @@ def main() -> None:
         "| method | K | seconds |", "|---|---|---|", *rows, "",
     ])
     out = HERE / "results" / "calibrate_time.md"
-    out.write_text(text)
+    write_text(out, text)
     print(text)
 
 

@@ -48,7 +48,7 @@ def test_bench_writes_the_table_the_figure_and_the_json(bench):
     assert "majority of the test trials" in md and "Within-subject ceiling" in md and "Per-subject gain" in md
     assert (out / "calibration-binary_arousal.png").stat().st_size > 10_000
     assert doc["seconds_calibrate_k8"]["n"] == 0  # no K = 8 here
-    rows = json.loads((out / "calibration_rows.json").read_text())["rows"]
+    rows = json.loads((out / "calibration_rows.json").read_text())["rows"]["binary_arousal"]
     # the same draw orders the tracks for every K: K = 1's test set holds K = 2's
     r1 = {(r["fold"], r["subject"], r["draw"]): r["n_test_windows"] for r in rows if r["k"] == 1 and r["method"] == "none"}
     r2 = {(r["fold"], r["subject"], r["draw"]): r["n_test_windows"] for r in rows if r["k"] == 2 and r["method"] == "none"}

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from symaffect._io import atomic_write, read_json, write_json, write_text
+from symaffect._io import atomic_write, read_json, read_npz, write_json, write_text
 from symaffect.data.protocols import Fold, guard
 from symaffect.errors import DataError
 from symaffect.eval.scoring import train_and_score
@@ -103,7 +103,7 @@ def _ceiling(run_dir: Path, task: str) -> dict[int, float]:
     run = RunFolder(run_dir)
     out: dict[int, list[float]] = {}
     for r in run.read_metrics()["runs"]:
-        npz = np.load(run.predictions_path(r["fold"], r["seed"]))
+        npz = read_npz(run.predictions_path(r["fold"], r["seed"]))
         for s in np.unique(npz["subject"]):
             m = npz["subject"] == s
             out.setdefault(int(s), []).append(float(np.mean(npz[f"true_{task}"][m] == npz[f"pred_{task}"][m])))
@@ -342,6 +342,7 @@ def run_calibration_bench(
         "recentre_pool": "the listener's whole session, unlabelled"}}
     md = ["# Per-listener calibration", ""]
     timings: list[float] = []
+    all_rows: dict[str, list[dict]] = {}
     for ts in task_sets:
         spec = task_set_spec(ts)
         cross = _cfg(ts, model=model, preset_name=preset_name, protocol="subject_kfold", folds=folds, changes=changes)
@@ -367,7 +368,8 @@ def run_calibration_bench(
         for t, v in _headline(summary, ks).items():
             result["tasks"][t] = v
         md += _markdown(ts, summary, result["task_sets"][ts], ks, kref)
-        write_json(out / "calibration_rows.json", {"rows": rows})
+        all_rows[ts] = rows
+        write_json(out / "calibration_rows.json", {"rows": all_rows})
         nine = any(t.rule == "nine_class" for t in spec.tasks)
         plot(summary, ks, out / f"calibration-{ts}.png", nine_class=nine)
     result["seconds_calibrate_k8"] = {"mean": float(np.mean(timings)) if timings else None,
@@ -468,8 +470,9 @@ def calibrate_run(
         raise DataError("trials", f"{unknown or 'none given'}: not trials of subject {subject} "
                                   f"({sorted(set(trial.tolist()))[:8]} ...)")
     rows = rows[np.isin(trial, wanted)]
+    base_fold = data.fold(int(extra.get("fold", 0)))
     ds = prepared.dataset(rows, modalities=cfg.data.modalities, tasks=cfg.data.task_set,
-                          norm=data.norm_stats(data.folds[int(extra.get("fold", 0))]))
+                          norm=data.norm_stats(base_fold))
     z = predict_embeddings(base, batches(ds, 256)).double().numpy()
     spec = data.tasks
     pop = extra.get("embedding_mean")
@@ -481,7 +484,7 @@ def calibrate_run(
     path = Path(out) if out is not None else run.root / "calibrations" / f"s{int(subject):02d}-{method}-k{cal.k}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     save_calibration(path, cal, base=run.model)
-    trained_on = any(int(subject) in f.train_subjects for f in data.folds if f.fold == int(extra.get("fold", 0)))
+    trained_on = int(subject) in base_fold.train_subjects
     return path, {"k": cal.k, "seconds": time.perf_counter() - t0, "in_training": trained_on,
                   "n_windows": int(len(rows))}
 

@@ -181,6 +181,7 @@ def train_run(
         cfg.to_yaml(run.config)
         save_splits(run.splits, data.folds, data.protocol)
     first: tuple | None = None
+    trained_now = False
     for fold in data.folds:
         for seed in cfg.seeds:
             fit = run.read_fit(fold.fold, seed)
@@ -194,8 +195,10 @@ def train_run(
                 if fit is None:  # not global rank 0
                     continue
                 run.write_fit(fold.fold, seed, fit)
+                trained_now = True
             first = first or (fold, seed, fit)
-    if rank0 and first is not None and cfg.model.name not in NON_TORCH_MODELS:
+    stale = trained_now or not run.model.is_file()  # a rerun of a finished run rewrites nothing
+    if rank0 and first is not None and stale and cfg.model.name not in NON_TORCH_MODELS:
         fold, seed, fit = first
         _export_model(data, fold, seed, run.resolve(fit["checkpoint"]), run)
     return data
