@@ -130,7 +130,13 @@ class RunData:
 
     def model_kwargs(self) -> dict:
         """Build kwargs of the run's model: ``model.kwargs`` + modalities, task set, window length."""
-        return model_kwargs(self.cfg, self.prepared)
+        cfg = self.cfg
+        return {
+            **cfg.model.kwargs,
+            "modalities": list(cfg.data.modalities),
+            "task_set": cfg.data.task_set,
+            "n_times": cfg.data.window.window_samples(self.prepared.sfreq),
+        }
 
     def contract(self, fold) -> PreprocessingContract:
         """What the live path must do to the signal to match this run's training data."""
@@ -152,13 +158,3 @@ class RunData:
             norm_std=std,
             eval_stride_seconds=float(cfg.data.eval_stride_seconds),
         )
-
-
-def model_kwargs(cfg: RunConfig, prepared: Prepared) -> dict:
-    """Build kwargs of the run's model: ``model.kwargs`` + modalities, task set, window length."""
-    return {
-        **cfg.model.kwargs,
-        "modalities": list(cfg.data.modalities),
-        "task_set": cfg.data.task_set,
-        "n_times": cfg.data.window.window_samples(prepared.sfreq),
-    }
