@@ -3,7 +3,7 @@
 The core install (``pip install symaffect``) holds the data layer, the models, training
 and evaluation. The live and web stack and the optional baselines come as extras::
 
-    pip install "symaffect[live]"       # LSL streaming (mne-lsl)
+    pip install "symaffect[live]"       # LSL streaming (mne-lsl) and vital signs (NeuroKit2)
     pip install "symaffect[dashboard]"  # the FastAPI dashboard and session reports
     pip install "symaffect[xgboost]"    # the XGBoost baseline
     pip install "symaffect[export]"     # ONNX export
@@ -22,7 +22,7 @@ from types import ModuleType
 from symaffect.errors import SymaffectError
 
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "live": ("mne_lsl",),
+    "live": ("mne_lsl", "neurokit2"),
     "dashboard": ("fastapi", "uvicorn", "plotly", "jinja2"),
     "xgboost": ("xgboost",),
     "export": ("onnx", "onnxscript", "onnxruntime"),
