@@ -30,6 +30,26 @@ def expected_rating(probs: Sequence[float]) -> float:
     return float(np.dot(p, ratings) / max(p.sum(), 1e-12))
 
 
+def rating_spread(probs: Sequence[float]) -> float:
+    """Standard deviation of the rating under a class distribution (same scale as
+    :func:`expected_rating`): the width of the band drawn around a trajectory.
+
+    0 when the model puts all its probability on one class; 2.58 for a uniform 9-class
+    distribution; up to 4 for half on 1 and half on 9.
+    """
+    p = np.asarray(probs, dtype=np.float64)
+    n = p.size
+    ratings = np.arange(1, 10, dtype=np.float64) if n == 9 else (np.linspace(1.0, 9.0, n) if n > 1 else np.array([5.0]))
+    w = p / max(p.sum(), 1e-12)
+    mu = float(np.dot(w, ratings))
+    return float(np.sqrt(max(float(np.dot(w, (ratings - mu) ** 2)), 0.0)))
+
+
+def rating_spreads(probabilities: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """:func:`rating_spread` of each rating task of :data:`symaffect.spec.RATING_COLUMNS` present."""
+    return {k: rating_spread(p) for k, p in probabilities.items() if k in RATING_COLUMNS}
+
+
 @dataclass
 class Prediction:
     """The model's output for one window (one hop).
@@ -164,7 +184,8 @@ class Prediction:
         return self.expected.get("liking")
 
     def to_dict(self) -> dict:
-        """Plain JSON-able dict (the same keys as :meth:`SessionStore.predictions` rows)."""
+        """Plain JSON-able dict (the same keys as :meth:`SessionStore.predictions` rows);
+        ``spread`` is :func:`rating_spreads` (the rating's standard deviation per task)."""
         return {
             "t": self.t,
             "valence": self.valence,
@@ -176,6 +197,7 @@ class Prediction:
             "flags": list(self.flags),
             "latency_ms": self.latency_ms,
             "probabilities": self.probabilities,
+            "spread": rating_spreads(self.probabilities),
         }
 
     def is_close(self, other: Prediction, *, atol: float = 1e-3) -> bool:

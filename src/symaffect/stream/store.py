@@ -73,7 +73,7 @@ import numpy as np
 
 from symaffect.errors import DataError
 from symaffect.spec import QUADRANT_CODES
-from symaffect.stream.prediction import Prediction
+from symaffect.stream.prediction import Prediction, rating_spreads
 
 log = logging.getLogger(__name__)
 
@@ -378,6 +378,11 @@ class PredictionRow(_Row):
     created_at: float | None
     model_label: str | None = None
     calibration_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row's columns plus ``spread``: the rating's standard deviation per task
+        (:func:`symaffect.stream.prediction.rating_spreads`)."""
+        return {**super().to_dict(), "spread": rating_spreads(self.probabilities)}
 
 
 @dataclass(frozen=True)
