@@ -118,7 +118,7 @@ def test_to_dict_is_the_json_of_the_columns(tmp_path):
     con = sqlite3.connect(db)
     for table, row in rows.items():
         columns = [c[1] for c in con.execute(f"PRAGMA table_info({table})")]
-        extra = {"sessions": ["n_predictions"], "predictions": ["spread"]}.get(table, [])  # derived values
+        extra = {"sessions": ["n_predictions", "stream_seconds"], "predictions": ["spread"]}.get(table, [])  # derived
         d = row.to_dict()
         assert list(d) == columns + extra
         assert json.loads(json.dumps(d)) == d  # plain JSON values only
@@ -262,14 +262,14 @@ def _dump(db: Path, tables=("sessions", "segments", "predictions", "quality")) -
 
 
 def test_a_v2_database_file_migrates_and_keeps_every_row(tmp_path):
-    """The file the previous store wrote opens, migrates to v3 in place and keeps every row."""
+    """The file the v2 store wrote opens, migrates to the current schema in place and keeps every row."""
     db = tmp_path / "sessions.db"
     shutil.copy(V2_DB, db)
     before = _dump(db)
     assert sqlite3.connect(db).execute("PRAGMA user_version").fetchone()[0] == 2
     assert [len(v) for v in before.values()] == [2, 4, 42, 2]
     with SessionStore(db) as st:
-        assert st.schema_version == SCHEMA_VERSION == 3
+        assert st.schema_version == SCHEMA_VERSION == 4
         preds = st.predictions(1)
         assert len(preds) == 30 and {(p.model_label, p.calibration_id) for p in preds} == {(None, None)}
         assert preds[5].flags == ("eog:flat",) and preds[0].latency_ms == 2.5
@@ -286,7 +286,9 @@ def test_a_v2_database_file_migrates_and_keeps_every_row(tmp_path):
     assert after["quality"] == before["quality"]
     assert after["predictions"][:42] == before["predictions"] and len(after["predictions"]) == 43
     with SessionStore(db) as st:  # opening again migrates nothing and loses nothing
-        assert st.schema_version == 3 and len(st.predictions(1)) == 30 and len(st.segment_ratings(1)) == 1
+        assert st.schema_version == 4 and len(st.predictions(1)) == 30 and len(st.segment_ratings(1)) == 1
+        assert st.vitals(1) == [] and st.strips(1) == []
+        assert st.session(1).stream_seconds == max(p.t for p in st.predictions(1))
 
 
 def test_migration_v2_to_v3_is_one_transaction(tmp_path):
@@ -435,3 +437,97 @@ def test_calibrations_are_stored_under_the_pseudonym_and_activated(tmp_path):
         assert st.has_participant("P-7") and not st.has_participant("nobody")
         assert st.participants() == ["P-7", "P-8"]
         assert list(row.to_dict()) == [c[1] for c in st._con().execute("PRAGMA table_info(calibrations)")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Vital:  # the fields of symaffect.stream.physio.Vital
+    modality: str
+    channel: str
+    name: str
+    value: float | None
+    unit: str
+    status: str
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class _Strip:  # the fields of symaffect.stream.physio.Strip
+    modality: str
+    channels: tuple
+    sfreq: float
+    values: np.ndarray
+
+
+def test_vitals_round_trip_and_latest_per_channel(tmp_path):
+    with SessionStore(tmp_path / "s.db") as st:
+        sid = st.create_session("P01", "m")
+        st.add_vitals(sid, 10.0, [_Vital("peripheral", "BVP", "heart_rate", 72.0, "bpm", "ok"),
+                                  _Vital("peripheral", "Resp", "breathing_rate", None, "breaths/min", "unknown",
+                                         "too little signal")])
+        st.add_vitals(sid, 15.0, [_Vital("peripheral", "BVP", "heart_rate", 300.0, "bpm", "implausible",
+                                         "not physiological"),
+                                  _Vital("peripheral", "GSR", "scr_rate", float("nan"), "SCR/min", "unknown")])
+        rows = st.vitals(sid)
+        assert [(r.t, r.channel, r.value, r.status) for r in rows] == [
+            (10.0, "BVP", 72.0, "ok"), (10.0, "Resp", None, "unknown"),
+            (15.0, "BVP", 300.0, "implausible"), (15.0, "GSR", None, "unknown")]  # NaN stored as NULL
+        assert [r.t for r in st.vitals(sid, since_t=10.0)] == [15.0, 15.0]
+        latest = {(r.channel, r.name): r.value for r in st.latest_vitals(sid)}
+        assert latest == {("BVP", "heart_rate"): 300.0, ("GSR", "scr_rate"): None, ("Resp", "breathing_rate"): None}
+        assert json.loads(json.dumps(rows[2].to_dict()))["detail"] == "not physiological"
+        with pytest.raises(DataError, match="vital status"):
+            st.add_vitals(sid, 20.0, [_Vital("peripheral", "BVP", "heart_rate", 70.0, "bpm", "fine")])
+        assert len(st.vitals(sid)) == 4
+
+
+def test_strips_keep_the_latest_per_modality(tmp_path):
+    with SessionStore(tmp_path / "s.db") as st:
+        sid = st.create_session("P01", "m")
+        a = np.arange(12, dtype=np.float32).reshape(2, 6)
+        st.set_strips(sid, 10.0, [_Strip("peripheral", ("GSR", "BVP"), 64.0, a),
+                                  _Strip("eog", ("hEOG",), 64.0, np.full((1, 6), np.nan, np.float32))])
+        b = a + 100
+        st.set_strips(sid, 11.0, [_Strip("peripheral", ("GSR", "BVP"), 64.0, b)])
+        rows = {r.modality: r for r in st.strips(sid)}
+        assert set(rows) == {"eog", "peripheral"}
+        assert rows["peripheral"].t == 11.0 and np.array_equal(rows["peripheral"].values, b)
+        assert rows["eog"].to_dict()["values"] == [[None] * 6]
+        assert rows["peripheral"].to_dict()["values"][1][:2] == [106.0, 107.0]
+        with pytest.raises(DataError, match="strip"):
+            st.set_strips(sid, 12.0, [_Strip("eeg", ("Fz",), 64.0, np.zeros((2, 6), np.float32))])
+    con = sqlite3.connect(tmp_path / "s.db")
+    con.execute("UPDATE signal_strips SET data = x'00' WHERE modality = 'eog'")
+    con.commit()
+    con.close()
+    with SessionStore(tmp_path / "s.db") as st, pytest.raises(DataError, match="signal_strips row .*data"):
+        st.strips(1)
+
+
+def test_stream_seconds_counts_stream_time_of_predictions_and_quality(tmp_path):
+    with SessionStore(tmp_path / "s.db") as st:
+        sid = st.create_session("P01", "m")
+        assert st.session(sid).stream_seconds == 0.0
+        st.add_prediction(sid, _pred(12.0))
+        st.add_quality(sid, 13.0, "all", "no_prediction")  # a last hop without prediction counts
+        assert st.session(sid).stream_seconds == 13.0
+        assert st.sessions()[0].stream_seconds == 13.0
+
+
+def test_a_batch_is_one_transaction(tmp_path):
+    """Rows written in a batch appear together at its end, or not at all when it raises."""
+    db = tmp_path / "s.db"
+    with SessionStore(db) as st, SessionStore(db) as reader:
+        sid = st.create_session("P01", "m")
+        with st.batch():
+            st.add_prediction(sid, _pred(10.0))
+            st.add_quality(sid, 10.0, "eeg", "flat")
+            with st.batch():  # nested: joins
+                st.add_prediction(sid, _pred(11.0))
+            assert reader.predictions(sid) == []  # another connection sees nothing yet
+        assert len(reader.predictions(sid)) == 2 and len(reader.quality(sid)) == 1
+        with pytest.raises(RuntimeError), st.batch():
+            st.add_prediction(sid, _pred(12.0))
+            raise RuntimeError("boom")
+        assert [p.t for p in reader.predictions(sid)] == [10.0, 11.0]
+        st.add_prediction(sid, _pred(13.0))  # after a failed batch, plain writes commit again
+        assert len(reader.predictions(sid)) == 3

@@ -46,6 +46,21 @@ kept. A fitted calibration is a ``calibrations`` row under the listener's pseudo
 for a session appends a ``calibration_activations`` row (``calibration_id`` NULL: back to
 the base model), which the live session polls once per hop.
 
+Vital signs and signal strips (schema v4)
+-----------------------------------------
+The live path computes vital signs from the raw window every few seconds
+(:mod:`symaffect.stream.physio`: heart rate and PPG quality, breathing rate, skin
+conductance responses, each with a plausibility status); each is a ``vitals`` row. The
+latest short raw-signal strip of each modality (for checking electrodes) is one
+``signal_strips`` row per (session, modality), replaced at each update (a float32 BLOB).
+``SessionRow.stream_seconds`` is the stream time of the session's last stored hop.
+
+Batches
+-------
+:meth:`SessionStore.batch` groups the writes of many hops (of many sessions) into one
+transaction: one commit instead of one per row. A process kill then loses at most the
+batch being written.
+
 Schema versions
 ---------------
 ``PRAGMA user_version`` holds the schema version; :data:`MIGRATIONS` is the ordered list
@@ -64,7 +79,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -214,7 +229,39 @@ def _v2_to_v3(con: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3]
+def _v3_to_v4(con: sqlite3.Connection) -> None:
+    """Vital signs per update and the latest raw-signal strip per modality."""
+    _script(
+        con,
+        """
+        CREATE TABLE vitals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            t REAL NOT NULL,
+            modality TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL,
+            unit TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX vitals_session_t ON vitals(session_id, t);
+        CREATE TABLE signal_strips (
+            session_id INTEGER NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+            modality TEXT NOT NULL,
+            t REAL NOT NULL,
+            sfreq REAL NOT NULL,
+            channels TEXT NOT NULL,
+            n_times INTEGER NOT NULL,
+            data BLOB NOT NULL,
+            PRIMARY KEY (session_id, modality)
+        )
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v0_to_v1, _v1_to_v2, _v2_to_v3, _v3_to_v4]
 """Ordered migrations; ``MIGRATIONS[i]`` upgrades schema version ``i`` to ``i + 1``."""
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -310,6 +357,10 @@ class SessionRow(_Row):
     meta : dict
         JSON-able extras (source stream, hop, window, ...).
     n_predictions : int
+    stream_seconds : float
+        Stream time of the last stored hop (a prediction or a quality row), 0 before the
+        first: the session's length as the signal counts it (a 2x replay of 3 min is
+        3 min here, 1.5 min of wall clock).
     """
 
     id: int
@@ -320,6 +371,7 @@ class SessionRow(_Row):
     run_dir: str | None
     meta: dict[str, Any]
     n_predictions: int
+    stream_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -395,6 +447,74 @@ class QualityRow(_Row):
     modality: str
     flag: str
     detail: str
+
+
+VITAL_STATUSES: tuple[str, ...] = ("ok", "implausible", "poor", "unknown")
+"""What a vital sign's ``status`` may say (:mod:`symaffect.stream.physio`)."""
+
+
+@dataclass(frozen=True)
+class VitalRow(_Row):
+    """One vital sign of one channel at stream time ``t`` (:class:`symaffect.stream.physio.Vital`).
+
+    Attributes
+    ----------
+    id, session_id : int
+    t : float
+        Stream time of the window's last sample (s).
+    modality, channel, name : str
+        e.g. ``"peripheral"``, ``"BVP"``, ``"heart_rate"``.
+    value : float or None
+        None when it could not be computed from the window.
+    unit : str
+    status : str
+        One of :data:`VITAL_STATUSES`.
+    detail : str
+        Why, in plain words (empty when ok).
+    """
+
+    id: int
+    session_id: int
+    t: float
+    modality: str
+    channel: str
+    name: str
+    value: float | None
+    unit: str
+    status: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class StripRow:
+    """The latest raw-signal strip of one modality (:class:`symaffect.stream.physio.Strip`).
+
+    Attributes
+    ----------
+    session_id : int
+    modality : str
+    t : float
+        Stream time of the strip's last sample (s).
+    sfreq : float
+        Rate of ``values`` (Hz).
+    channels : tuple of str
+    values : ndarray of float32, shape (len(channels), n)
+        Unfiltered signal in its own units (NaN where samples were missing).
+    """
+
+    session_id: int
+    modality: str
+    t: float
+    sfreq: float
+    channels: tuple[str, ...]
+    values: np.ndarray
+
+    def to_dict(self, digits: int = 4) -> dict[str, Any]:
+        """JSON-able: ``values`` as nested lists (``digits`` significant digits; NaN -> None)."""
+        vals = [[None if not math.isfinite(v) else float(f"{v:.{digits}g}") for v in row.tolist()]
+                for row in self.values]
+        return {"session_id": self.session_id, "modality": self.modality, "t": self.t, "sfreq": self.sfreq,
+                "channels": list(self.channels), "values": vals}
 
 
 RATINGS: tuple[str, ...] = ("valence", "arousal", "liking")
@@ -620,10 +740,32 @@ class SessionStore:
         return int(cur.lastrowid or 0)
 
     @contextlib.contextmanager
+    def batch(self) -> Iterator[SessionStore]:
+        """Group every write in the block (this thread) into one transaction.
+
+        Used by the multi-session server to commit the hops of a whole round (all
+        sessions) at once. Committed when the block ends; rolled back (none of the
+        block's rows written) when it raises. Nested batches join the outer one.
+        """
+        if getattr(self._local, "batch", False):
+            yield self
+            return
+        with self._transaction():
+            self._local.batch = True
+            try:
+                yield self
+            finally:
+                self._local.batch = False
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (``BEGIN IMMEDIATE``): committed when the block ends,
-        rolled back (nothing written) when it raises."""
+        rolled back (nothing written) when it raises. Inside :meth:`batch`, part of the
+        batch's transaction."""
         con = self._con()
+        if getattr(self._local, "batch", False):
+            yield con
+            return
         with self._write_lock:
             con.execute("BEGIN IMMEDIATE")
             try:
@@ -703,7 +845,7 @@ class SessionStore:
     def sessions(self) -> list[SessionRow]:
         """All sessions, newest first."""
         rows = self._read(
-            "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
+            "SELECT s.*, " + _SESSION_COUNTS +
             " FROM sessions s ORDER BY s.id DESC"
         )
         return [_session_row(r, self.path) for r in rows]
@@ -711,7 +853,7 @@ class SessionStore:
     def session(self, session_id: int) -> SessionRow:
         """One session row; DataError if there is none with this id."""
         rows = self._read(
-            "SELECT s.*, (SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions"
+            "SELECT s.*, " + _SESSION_COUNTS +
             " FROM sessions s WHERE s.id = ?",
             (int(session_id),),
         )
@@ -1038,6 +1180,88 @@ class SessionStore:
         rows = self._read("SELECT * FROM quality WHERE session_id = ? ORDER BY t, id", (int(session_id),))
         return [_quality_row(r, self.path) for r in rows]
 
+    # vital signs and strips -----------------------------------------------------------
+
+    def add_vitals(self, session_id: int, t: float, vitals: Sequence[Any]) -> None:
+        """Store the vital signs computed at stream time ``t`` (one transaction).
+
+        Parameters
+        ----------
+        session_id : int
+        t : float
+        vitals : sequence of :class:`symaffect.stream.physio.Vital`
+            Anything with ``modality``, ``channel``, ``name``, ``value`` (float or None),
+            ``unit``, ``status`` (one of :data:`VITAL_STATUSES`) and ``detail``.
+        """
+        rows = []
+        for v in vitals:
+            if v.status not in VITAL_STATUSES:
+                raise DataError("vital status", f"must be one of {VITAL_STATUSES}, got {v.status!r}")
+            value = None if v.value is None or not math.isfinite(float(v.value)) else float(v.value)
+            rows.append((int(session_id), float(t), str(v.modality), str(v.channel), str(v.name), value,
+                         str(v.unit), v.status, str(v.detail)))
+        if not rows:
+            return
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT INTO vitals (session_id, t, modality, channel, name, value, unit, status, detail)"
+                " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+
+    def vitals(self, session_id: int, since_t: float | None = None) -> list[VitalRow]:
+        """The session's vital signs by time (``t > since_t`` when given)."""
+        if since_t is None:
+            rows = self._read("SELECT * FROM vitals WHERE session_id = ? ORDER BY t, id", (int(session_id),))
+        else:
+            rows = self._read("SELECT * FROM vitals WHERE session_id = ? AND t > ? ORDER BY t, id",
+                              (int(session_id), float(since_t)))
+        return [_vital_row(r, self.path) for r in rows]
+
+    def latest_vitals(self, session_id: int) -> list[VitalRow]:
+        """The most recent value of each (channel, vital) of the session, by channel and name."""
+        rows = self._read(
+            "SELECT v.* FROM vitals v JOIN (SELECT channel, name, MAX(id) AS id FROM vitals"
+            " WHERE session_id = ? GROUP BY channel, name) m ON v.id = m.id ORDER BY v.channel, v.name",
+            (int(session_id),),
+        )
+        return [_vital_row(r, self.path) for r in rows]
+
+    def set_strips(self, session_id: int, t: float, strips: Sequence[Any]) -> None:
+        """Replace the session's latest raw-signal strip of each modality in ``strips``.
+
+        Parameters
+        ----------
+        session_id : int
+        t : float
+            Stream time of the strips' last sample.
+        strips : sequence of :class:`symaffect.stream.physio.Strip`
+            Anything with ``modality``, ``channels``, ``sfreq`` and ``values``
+            (n_channels, n).
+        """
+        rows = []
+        for st in strips:
+            vals = np.ascontiguousarray(st.values, dtype="<f4")
+            if vals.ndim != 2 or vals.shape[0] != len(st.channels):
+                raise DataError("strip", f"{st.modality}: values of shape {vals.shape} for {len(st.channels)} channels")
+            rows.append((int(session_id), str(st.modality), float(t), float(st.sfreq),
+                         json.dumps(list(st.channels)), int(vals.shape[1]), vals.tobytes()))
+        if not rows:
+            return
+        with self._transaction() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO signal_strips (session_id, modality, t, sfreq, channels, n_times, data)"
+                " VALUES (?,?,?,?,?,?,?)", rows)
+
+    def strips(self, session_id: int) -> list[StripRow]:
+        """The session's latest raw-signal strip per modality, by modality.
+
+        Raises
+        ------
+        DataError
+            A corrupt row (a blob whose length is not channels x n_times float32 values).
+        """
+        rows = self._read("SELECT * FROM signal_strips WHERE session_id = ? ORDER BY modality", (int(session_id),))
+        return [_strip_row(r, self.path) for r in rows]
+
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``"ok"`` for a healthy file."""
         return self._read("PRAGMA integrity_check")[0][0]
@@ -1089,6 +1313,13 @@ def _str_tuple(path: Path, table: str, r: dict, col: str) -> tuple[str, ...]:
     return tuple(val)
 
 
+_SESSION_COUNTS = (
+    "(SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions, "
+    "MAX(COALESCE((SELECT MAX(t) FROM predictions p WHERE p.session_id = s.id), 0), "
+    "COALESCE((SELECT MAX(t) FROM quality q WHERE q.session_id = s.id), 0)) AS stream_seconds"
+)
+
+
 def _session_row(r: sqlite3.Row, path: Path) -> SessionRow:
     d, tb = dict(r), "sessions"
     return SessionRow(
@@ -1100,6 +1331,47 @@ def _session_row(r: sqlite3.Row, path: Path) -> SessionRow:
         run_dir=_text(path, tb, d, "run_dir", optional=True),
         meta=_json(path, tb, d, "meta", dict, "{}"),
         n_predictions=d["n_predictions"],
+        stream_seconds=float(d.get("stream_seconds") or 0.0),
+    )
+
+
+def _vital_row(r: sqlite3.Row, path: Path) -> VitalRow:
+    d, tb = dict(r), "vitals"
+    status = _text(path, tb, d, "status")
+    if status not in VITAL_STATUSES:
+        raise _bad(path, tb, d, "status", f"holds {status[:20]!r}, not one of {', '.join(VITAL_STATUSES)}")
+    return VitalRow(
+        id=d["id"],
+        session_id=d["session_id"],
+        t=_number(path, tb, d, "t"),
+        modality=_text(path, tb, d, "modality"),
+        channel=_text(path, tb, d, "channel"),
+        name=_text(path, tb, d, "name"),
+        value=_number(path, tb, d, "value", optional=True),
+        unit=_text(path, tb, d, "unit"),
+        status=status,
+        detail=_text(path, tb, d, "detail"),
+    )
+
+
+def _strip_row(r: sqlite3.Row, path: Path) -> StripRow:
+    d, tb = dict(r), "signal_strips"
+    d.setdefault("id", f"{d.get('session_id')}/{d.get('modality')}")
+    channels = _str_tuple(path, tb, d, "channels")
+    n = d.get("n_times")
+    blob = d.get("data")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0 or not isinstance(blob, bytes):
+        raise _bad(path, tb, d, "data", "is not a strip")
+    if len(blob) != 4 * n * len(channels):
+        raise _bad(path, tb, d, "data", f"holds {len(blob)} bytes, not {len(channels)} x {n} float32 values")
+    values = np.frombuffer(blob, dtype="<f4").reshape(len(channels), n).astype(np.float32)
+    return StripRow(
+        session_id=d["session_id"],
+        modality=_text(path, tb, d, "modality"),
+        t=_number(path, tb, d, "t"),
+        sfreq=_number(path, tb, d, "sfreq"),
+        channels=channels,
+        values=values,
     )
 
 
