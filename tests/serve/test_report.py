@@ -168,7 +168,7 @@ def test_cli_writes_html_and_pdf(db, tmp_path):
     assert res.exit_code == 0, res.output
     assert out.read_text().startswith("<!DOCTYPE html>")
     pdf = out.with_suffix(".pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and len(_page_sizes(pdf)) == 2  # text, then the figures
+    assert pdf.startswith(b"%PDF") and len(_page_sizes(pdf)) in (2, 3)  # text (1-2 pages), then the figures
 
 
 def test_single_task_session_has_no_quadrants():
@@ -177,7 +177,8 @@ def test_single_task_session_has_no_quadrants():
     rows = [dataclasses.replace(r, arousal=None, liking=None, quadrant=None) for r in _rows(t, np.full(120, 6.0))]
     d = build_report_data(SESSION, rows, [_segment("a", 60.0, 120.0)], [])
     assert sum(d.quadrant_shares.values()) == 0.0
-    assert "estimated valence moderately high (6.0)" in d.summary[0]
+    assert d.summary[0] == "Every prediction had confidence of at least 0.5."
+    assert "were valence 6.0 (in the neutral range 4-6, above 5)." in d.summary[1]
     assert not any("nan" in line for line in d.summary)
     text = re.sub(r"base64,[A-Za-z0-9+/=]+", "", render_html(d))
     assert "Session report" in text and "nan" not in text.lower()
@@ -228,7 +229,7 @@ def _page_sizes(pdf: bytes) -> list[tuple[float, float]]:
         (box,) = re.findall(rb"/MediaBox \[([^\]]*)\]", page)
         x0, y0, x1, y1 = map(float, box.split())
         sizes.append((x1 - x0, y1 - y0))
-    (count,) = re.findall(rb"/Type /Pages /Kids \[[^\]]*\] /Count (\d+)", pdf)
+    (count,) = re.findall(rb"/Type /Pages /Kids \[[^\]]*\]\s*/Count (\d+)", pdf)
     assert len(sizes) == int(count)
     return sizes
 
@@ -288,7 +289,7 @@ def test_pdf_segment_table_is_a_table_repeating_its_header(tmp_path, monkeypatch
     text_pages = _drawn_pages(data, monkeypatch, tmp_path)[:-1]
     every = [t for page in text_pages for ax in page.axes for t in ax.tables]
     tables = [t for t in every if t.get_celld()[1, 2].get_text().get_text() == "n"]
-    assert len(tables) == 2  # one per page the table spans
+    assert len(tables) >= 2  # one per page the table spans
     rating_tables = [t for t in every if t not in tables]  # the listener's ratings beside the estimates
     assert rating_tables and all(t.get_celld()[1, 4].get_text().get_text() == "Estimated by" for t in rating_tables)
     tracks = []

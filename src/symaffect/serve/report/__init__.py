@@ -20,9 +20,13 @@ from pathlib import Path
 from symaffect._io import write_text
 from symaffect.serve.report.data import (
     CAVEAT,
+    CONFIDENCE_EXPLAINED,
+    LOW_CONFIDENCE,
     ReportData,
     build_report_data,
+    compute_baseline,
     load_report_data,
+    session_counts,
 )
 from symaffect.serve.report.html import render_html
 from symaffect.serve.report.pdf import write_pdf
@@ -31,10 +35,14 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "CAVEAT",
+    "CONFIDENCE_EXPLAINED",
+    "LOW_CONFIDENCE",
     "ReportData",
     "build_report_data",
+    "compute_baseline",
     "load_report_data",
     "render_html",
+    "session_counts",
     "write_pdf",
     "write_report",
 ]

@@ -22,6 +22,18 @@ Definitions used in the report
   :data:`GAP_FACTOR` times the median hop.
 * **The listener's own ratings** of a segment (1-9, entered by the therapist) are shown
   beside the model's mean estimates over the same predictions.
+* **Duration** is stream time: the time of the last stored hop (a prediction, or a hop
+  without one), never the wall clock; a replay at 2x covers its stream time in half the
+  wall-clock time, which the report names separately when the session meta has a
+  ``replay_speed``.
+* **Dropped modality**: a prediction lacks a modality that some other prediction of the
+  session used. **Hops without a prediction**: quality rows flagged ``no_prediction``
+  (every modality was dropped). **Low confidence**: confidence below
+  :data:`LOW_CONFIDENCE` (see :data:`CONFIDENCE_EXPLAINED`).
+* **Level words** follow :data:`symaffect.spec.QUADRANT_RULE`: a rating in
+  ``[threshold - neutral_band, threshold + neutral_band]`` (4-6) is "in the neutral
+  range", above or below it "high" or "low" (see :func:`rating_level`), so that they agree
+  with the quadrants.
 * **Which model**: every prediction records the model that made it (``"base model"`` or
   ``"calibrated (bias, K = 3)"``); a segment (or the session) whose predictions came from
   more than one is ``"mixed: base until 2:31, then calibrated (bias, K = 3)"``, the time
@@ -39,13 +51,19 @@ from pathlib import Path
 import numpy as np
 
 from symaffect.errors import DataError
-from symaffect.serve.report.formatting import fmt_clock, fmt_dur
+from symaffect.serve.report.formatting import (
+    fmt_clock,
+    fmt_dur,
+    fmt_pct,
+    modality_label,
+)
 from symaffect.spec import (
     QUADRANT_CODES,
     QUADRANT_DESCRIPTIONS,
     QUADRANT_RULE,
     RATING_COLUMNS,
 )
+from symaffect.stream.prediction import rating_spreads
 from symaffect.stream.store import (
     PredictionRow,
     QualityRow,
@@ -64,7 +82,21 @@ MIN_TREND_SPAN_S = 10.0
 GAP_FACTOR = 2.5
 """A gap is an interval between predictions longer than this many median hops."""
 LOW_CONFIDENCE = 0.5
-"""Predictions with a confidence below this are counted in the quality notes."""
+"""Predictions with a confidence below this are low-confidence (counted, and shaded)."""
+NO_PREDICTION = "no_prediction"
+"""Quality flag of a hop that had no prediction (every modality dropped)."""
+NEAR_EDGE = 0.5
+"""A rating within this of the neutral range (outside it) is "just above" / "just below" it."""
+
+CONFIDENCE_EXPLAINED = (
+    "Confidence says how sure the model was of an estimate, from 0 (no better than a uniform "
+    "guess over the nine rating levels) to 1 (certain): the top class probability, rescaled so "
+    "that a uniform guess is 0, averaged over the ratings and multiplied by the share of the "
+    "model's modalities that were used; a prediction below "
+    f"{LOW_CONFIDENCE:g} counts as low-confidence."
+)
+"""One plain sentence on what confidence means (the definition is
+:meth:`symaffect.stream.prediction.Prediction.from_probabilities`)."""
 
 NOT_RECORDED = "not recorded"
 """What the report says for predictions stored without their model (before schema v3)."""
@@ -96,6 +128,9 @@ class SessionSeries:
         Modalities that went into each prediction.
     model_labels : list of str or None, length n
         The model that made each prediction (None: not recorded).
+    spread : dict of str to ndarray, shape (n,)
+        Standard deviation of each rating's predicted distribution
+        (:func:`symaffect.stream.prediction.rating_spread`); NaN where not predicted.
     """
 
     t: np.ndarray
@@ -104,6 +139,7 @@ class SessionSeries:
     confidence: np.ndarray
     modalities_used: list[tuple[str, ...]]
     model_labels: list[str | None] = field(default_factory=list)
+    spread: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.t.size)
@@ -142,7 +178,14 @@ class SegmentSummary:
 
 @dataclass(frozen=True)
 class QualityNotes:
-    """What went wrong with the signals during a session."""
+    """What went wrong with the signals during a session.
+
+    ``dropped`` counts, per modality used somewhere in the session, the predictions it was
+    left out of; ``flags`` counts the quality rows by (modality, flag); ``no_prediction``
+    the hops without any prediction; ``absent`` the modalities the recording lacked
+    altogether (session meta ``absent_modalities``); ``low_confidence`` the predictions with
+    confidence below ``low_confidence_threshold``.
+    """
 
     n_predictions: int
     dropped: dict[str, int]
@@ -150,11 +193,19 @@ class QualityNotes:
     gaps: list[tuple[float, float]]
     low_confidence: int
     notes: list[str] = field(default_factory=list)
+    no_prediction: int = 0
+    absent: tuple[str, ...] = ()
+    low_confidence_threshold: float = LOW_CONFIDENCE
 
 
 @dataclass(frozen=True)
 class ReportData:
-    """Everything the report shows, computed once (rendering only formats it)."""
+    """Everything the report shows, computed once (rendering only formats it).
+
+    ``duration_s`` is stream time (the last stored hop); ``wall_s`` the wall-clock length
+    when the session was replayed faster or slower (``replay_speed`` in its meta, not 1),
+    else None.
+    """
 
     session: SessionRow
     series: SessionSeries
@@ -167,6 +218,8 @@ class ReportData:
     summary: list[str]
     models: str = ""
     n_rated: int = 0
+    wall_s: float | None = None
+    replay_speed: float | None = None
 
 
 def _nan(x: float | None) -> float:
@@ -191,6 +244,7 @@ def series_from_rows(rows: Sequence[PredictionRow]) -> SessionSeries:
     quadrant = [
         r.quadrant if r.quadrant is not None else QUADRANT_RULE.code(r.valence, r.arousal) for r in rows
     ]
+    spreads = [rating_spreads(r.probabilities) for r in rows]
     return SessionSeries(
         t=np.asarray([r.t for r in rows], dtype=float),
         ratings=ratings,
@@ -198,6 +252,8 @@ def series_from_rows(rows: Sequence[PredictionRow]) -> SessionSeries:
         confidence=np.asarray([r.confidence for r in rows], dtype=float),
         modalities_used=[r.modalities_used for r in rows],
         model_labels=[r.model_label for r in rows],
+        spread={k: np.asarray([sp.get(k, np.nan) if getattr(r, k) is not None else np.nan
+                               for r, sp in zip(rows, spreads)], dtype=float) for k in RATING_COLUMNS},
     )
 
 
@@ -323,18 +379,83 @@ def quadrant_shares(quadrants: Sequence[str | None]) -> dict[str, float]:
     return {q: (counts[q] / n if n else 0.0) for q in QUADRANT_CODES}
 
 
+def dropped_mask(series: SessionSeries) -> np.ndarray:
+    """Boolean per prediction: it lacks a modality that another prediction of the session used.
+
+    Returns
+    -------
+    ndarray of bool, shape (n,)
+    """
+    seen = {m for used in series.modalities_used for m in used}
+    return np.asarray([bool(seen - set(used)) for used in series.modalities_used], dtype=bool)
+
+
+def low_confidence_mask(series: SessionSeries, low_conf: float = LOW_CONFIDENCE) -> np.ndarray:
+    """Boolean per prediction: confidence below ``low_conf``."""
+    return np.asarray(series.confidence < low_conf, dtype=bool)
+
+
+def median_hop(t: np.ndarray) -> float:
+    """Median interval between predictions (s); 1.0 with fewer than two."""
+    if t.size < 2:
+        return 1.0
+    hop = float(np.median(np.diff(t)))
+    return hop if hop > 0 else 1.0
+
+
+def flag_spans(t: np.ndarray, mask: np.ndarray, *, hop: float | None = None) -> list[tuple[float, float]]:
+    """Stretches of stream time covered by consecutive flagged predictions.
+
+    Each flagged prediction at ``t_i`` covers ``[t_i - hop/2, t_i + hop/2]`` (clipped at 0);
+    flagged predictions next to each other (no unflagged prediction between them, and no
+    gap longer than :data:`GAP_FACTOR` hops) form one stretch.
+
+    Parameters
+    ----------
+    t : ndarray, shape (n,)
+        Prediction times (s), increasing.
+    mask : ndarray of bool, shape (n,)
+    hop : float, optional
+        Default: the median interval of ``t``.
+
+    Returns
+    -------
+    list of (start, end) in seconds, in time order
+    """
+    t = np.asarray(t, dtype=float)
+    mask = np.asarray(mask, dtype=bool)
+    hop = median_hop(t) if hop is None else float(hop)
+    spans: list[tuple[float, float]] = []
+    run_start = None
+    for i in range(t.size):
+        if not mask[i]:
+            run_start = None
+            continue
+        joined = run_start is not None and t[i] - t[i - 1] <= GAP_FACTOR * hop
+        if joined:
+            spans[-1] = (spans[-1][0], float(t[i] + hop / 2))
+        else:
+            spans.append((max(float(t[i] - hop / 2), 0.0), float(t[i] + hop / 2)))
+        run_start = i
+    return spans
+
+
 def quality_notes(
-    series: SessionSeries, quality_rows: Sequence[QualityRow], *, low_conf: float = LOW_CONFIDENCE
+    series: SessionSeries, quality_rows: Sequence[QualityRow], *, low_conf: float = LOW_CONFIDENCE,
+    absent: Sequence[str] = (),
 ) -> QualityNotes:
-    """Summarise dropped modalities, quality flags, gaps and low-confidence predictions.
+    """Summarise dropped modalities, quality flags, hops without a prediction, gaps and
+    low-confidence predictions.
 
     A modality counts as dropped from a prediction when it was used in some prediction of
-    the session but not in this one.
+    the session but not in this one. ``absent``: modalities the recording lacked (never
+    used, so never counted as dropped).
     """
     n = len(series)
     seen = sorted({m for used in series.modalities_used for m in used})
     dropped = {m: sum(1 for used in series.modalities_used if m not in used) for m in seen}
     flags = Counter((r.modality, r.flag) for r in quality_rows)
+    n_none = sum(c for (_, flag), c in flags.items() if flag == NO_PREDICTION)
     gaps: list[tuple[float, float]] = []
     if n >= 3:
         dt = np.diff(series.t)
@@ -343,16 +464,21 @@ def quality_notes(
             idx = np.flatnonzero(dt > GAP_FACTOR * hop)
             gaps = [(float(series.t[i]), float(series.t[i + 1])) for i in idx]
     n_low = int(np.sum(series.confidence < low_conf))
+    absent = tuple(m for m in absent if m not in seen)
     notes = []
+    for m in absent:
+        notes.append(f"{m}: absent from the recording; no prediction used it.")
     for m in seen:
         if dropped[m]:
-            notes.append(
-                f"{m}: left out of {dropped[m]} of {n} predictions ({100 * dropped[m] / n:.0f} %)."
-            )
+            notes.append(f"{m}: left out of {dropped[m]} of {n} predictions ({fmt_pct(dropped[m] / n)}).")
         else:
             notes.append(f"{m}: used in every prediction.")
+    if n_none:
+        notes.append(f"{n_none} hop{'s' if n_none != 1 else ''} had no prediction at all (every modality "
+                     "left out).")
     for (mod, flag), c in sorted(flags.items()):
-        notes.append(f"{mod}: flagged '{flag}' {c} time{'s' if c != 1 else ''}.")
+        if flag != NO_PREDICTION:
+            notes.append(f"{mod}: flagged '{flag}' {c} time{'s' if c != 1 else ''}.")
     if gaps:
         total = sum(b - a for a, b in gaps)
         notes.append(
@@ -362,43 +488,164 @@ def quality_notes(
     else:
         notes.append("No gaps in the prediction stream.")
     if n:
-        notes.append(
-            f"{n_low} of {n} predictions ({100 * n_low / n:.0f} %) had confidence below {low_conf:g}."
-        )
-    return QualityNotes(n, dropped, dict(flags), gaps, n_low, notes)
+        notes.append(f"{n_low} of {n} predictions ({fmt_pct(n_low / n)}) had confidence below {low_conf:g}.")
+    return QualityNotes(n, dropped, dict(flags), gaps, n_low, notes, n_none, absent, low_conf)
 
 
-def _level(x: float) -> str:
-    if not np.isfinite(x):
+# --- the plain summary -------------------------------------------------------------------
+
+
+def rating_level(x: float, rule=QUADRANT_RULE) -> str:
+    """Where a rating (1-9) lies, in words that agree with ``rule`` (the quadrant rule).
+
+    ``x`` is judged as printed (one decimal). Inside ``[threshold - band, threshold + band]``
+    it is "in the neutral range 4-6" and above, at or below the threshold; outside, "high"
+    or "low" (or "just above / below the neutral range" within :data:`NEAR_EDGE` of it).
+    """
+    if x is None or not np.isfinite(x):
         return "unknown"
-    if x >= 6.5:
-        return "high"
-    if x > 5.5:
-        return "moderately high"
-    if x >= 4.5:
-        return "middling"
-    if x > 3.5:
-        return "moderately low"
-    return "low"
+    x = round(float(x), 1)
+    thr, band = rule.threshold, rule.neutral_band
+    lo, hi = thr - band, thr + band
+    rng = f"the neutral range {lo:g}-{hi:g}"
+    if x > hi:
+        return f"just above {rng}" if x <= hi + NEAR_EDGE else f"high, above {rng}"
+    if x < lo:
+        return f"just below {rng}" if x >= lo - NEAR_EDGE else f"low, below {rng}"
+    if x > thr:
+        return f"in {rng}, above {thr:g}"
+    if x < thr:
+        return f"in {rng}, below {thr:g}"
+    return f"in {rng}, at {thr:g}"
+
+
+def _listed(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _examples(q: str) -> str:
+    """The example words of a quadrant's description (``"sad, tired"``), or ``""``."""
+    d = QUADRANT_DESCRIPTIONS[q]
+    return d.split("(e.g. ", 1)[1].rstrip(")") if "(e.g. " in d else ""
+
+
+def confidence_sentence(n: int, n_low: int, low_conf: float = LOW_CONFIDENCE) -> str:
+    """How many predictions were low-confidence, and what that means for the rest."""
+    share = fmt_pct(n_low / n) if n else "0 %"
+    if n_low == n:
+        return (f"All {n} predictions had confidence below {low_conf:g}: the estimates are weak, so read "
+                "the levels and quadrants below as uncertain leanings, not findings.")
+    if 2 * n_low > n:
+        return (f"{n_low} of {n} predictions ({share}) had confidence below {low_conf:g}: most estimates "
+                "are weak, so read the levels and quadrants below as uncertain leanings, not findings.")
+    if n_low:
+        return f"{n_low} of {n} predictions ({share}) had confidence below {low_conf:g}."
+    return f"Every prediction had confidence of at least {low_conf:g}."
+
+
+def quadrant_counts(quadrants: Sequence[str | None]) -> dict[str, int]:
+    """Predictions per code of :data:`symaffect.spec.QUADRANT_CODES` (None left out), in order."""
+    counts = Counter(q for q in quadrants if q is not None)
+    return {q: int(counts[q]) for q in QUADRANT_CODES}
+
+
+def quadrant_sentences(series: SessionSeries, weak: bool = False) -> list[str]:
+    """Where the model placed the listener, consistent with the level words of the means.
+
+    The most frequent code with its share (and the others); for a quadrant Q1..Q4 the mean
+    valence and arousal of its predictions in the words of :func:`rating_level`, and, when
+    they lie within :data:`NEAR_EDGE` of the neutral range on both scales, that this is a
+    slight lean rather than a clear state; when the session means fall in another code
+    than the most frequent one, that too.
+    """
+    counts = quadrant_counts(series.quadrant)
+    n = sum(counts.values())
+    if not n:
+        return []
+    top = max(QUADRANT_CODES, key=lambda q: counts[q])
+    others = [f"{q} {fmt_pct(counts[q] / n)}" for q in QUADRANT_CODES if q != top and counts[q]]
+    lead = "With low confidence, the model" if weak else "The model"
+    how = "placed" if 2 * counts[top] > n else "most often placed"
+    out = [f"{lead} {how} the listener in {top} — {QUADRANT_DESCRIPTIONS[top]} — in {counts[top]} of {n} "
+           f"predictions ({fmt_pct(counts[top] / n)})" + (f"; {', '.join(others)}." if others else ".")]
+    v, a = series.ratings["valence"], series.ratings["arousal"]
+    mean_code = QUADRANT_RULE.code(_nanmean(v), _nanmean(a))
+    if top != "Neutral":
+        idx = np.asarray([q == top for q in series.quadrant])
+        qv, qa = _nanmean(v[idx]), _nanmean(a[idx])
+        if np.isfinite(qv) and np.isfinite(qa):
+            thr, band = QUADRANT_RULE.threshold, QUADRANT_RULE.neutral_band
+            near = abs(qv - thr) <= band + NEAR_EDGE and abs(qa - thr) <= band + NEAR_EDGE
+            line = (f"Those {top} predictions averaged valence {qv:.1f} ({rating_level(qv)}) and arousal "
+                    f"{qa:.1f} ({rating_level(qa)})")
+            if near:
+                ex = _examples(top)
+                line += (" — close to the middle of both scales, so this is a slight lean, not a clear state"
+                         + (f" such as “{ex}”" if ex else ""))
+            out.append(line + ".")
+    if mean_code is not None and mean_code != top:
+        where = "in the Neutral box" if mean_code == "Neutral" else f"in {mean_code}"
+        out.append(f"The session means lie {where}, but only {fmt_pct(counts[mean_code] / n)} of the single "
+                   f"predictions did: the means average over predictions on different sides of the boundaries.")
+    return out
+
+
+def quality_sentence(quality: QualityNotes) -> str:
+    """Signal quality in one sentence, from the counts of :class:`QualityNotes`.
+
+    "Good throughout" only when every modality was used in every prediction, no hop went
+    without a prediction, there were no gaps and nothing was flagged.
+    """
+    n = max(quality.n_predictions, 1)
+    parts = []
+    dropped = [(m, c) for m, c in quality.dropped.items() if c]
+    if dropped:
+        (m0, c0), rest = dropped[0], dropped[1:]
+        parts.append(f"{modality_label(m0)} was left out of {fmt_pct(c0 / n)} of the predictions"
+                     + "".join(f", {modality_label(m)} of {fmt_pct(c / n)}" for m, c in rest))
+    if quality.absent:
+        names = _listed([modality_label(m) for m in quality.absent])
+        parts.append(f"{names} {'was' if len(quality.absent) == 1 else 'were'} absent from the recording")
+    k = quality.no_prediction
+    if k:
+        parts.append(f"{k} hop{'s' if k != 1 else ''} had no prediction at all")
+    g = quality.gaps
+    if g:
+        parts.append(f"{len(g)} gap{'s' if len(g) != 1 else ''} without predictions "
+                     f"({fmt_dur(sum(b - a for a, b in g))})")
+    n_flags = sum(c for (_, flag), c in quality.flags.items() if flag != NO_PREDICTION)
+    if not parts and not n_flags:
+        return "Signal quality was good throughout: every modality was used in every prediction and nothing was flagged."
+    if n_flags:
+        parts.append(f"the signals were flagged {n_flags} time{'s' if n_flags != 1 else ''}")
+    if not dropped and not quality.absent:
+        parts.insert(0, "every modality was used in every prediction")
+    return "Signal quality was not good throughout: " + "; ".join(parts) + " — see Signal quality."
 
 
 def plain_summary(
     series: SessionSeries, baseline: Baseline | None, summaries: Sequence[SegmentSummary],
     shares: Mapping[str, float], quality: QualityNotes, duration_s: float,
 ) -> list[str]:
-    """A few plain sentences for the top of the report (no numbers beyond one decimal)."""
+    """Plain sentences for the top of the report, each from the counts the report's
+    sections show: confidence first, then the mean levels (words of :func:`rating_level`),
+    the quadrants, the largest change from baseline, and signal quality."""
     if len(series) == 0:
-        return ["No predictions were stored for this session."]
-    out = []
+        out = ["No predictions were stored for this session."]
+        if quality.no_prediction:
+            out.append(quality_sentence(quality))
+        return out
+    n = len(series)
+    weak = 2 * quality.low_confidence > n
+    out = [confidence_sentence(n, quality.low_confidence, quality.low_confidence_threshold)]
     means = {k: _nanmean(v) for k, v in series.ratings.items()}
-    parts = [f"{k} {_level(m)} ({m:.1f})" for k, m in means.items() if np.isfinite(m)]
+    parts = [f"{k} {m:.1f} ({rating_level(m)})" for k, m in means.items() if np.isfinite(m)]
     if parts:
-        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
-        out.append(f"Over {fmt_dur(duration_s)} of monitoring, estimated {listed} on the 1-9 scales.")
+        what = "uncertain mean estimates" if weak else "mean estimates"
+        out.append(f"Over {fmt_dur(duration_s)} of stream time ({n} predictions), the model's {what} on the "
+                   f"1-9 scales were {_listed(parts)}.")
     if any(shares.values()):
-        top = max(shares, key=lambda q: shares[q])
-        out.append(f"The model most often placed the listener in {top} — {QUADRANT_DESCRIPTIONS[top]} "
-                   f"({100 * shares[top]:.0f} % of the time).")
+        out += quadrant_sentences(series, weak)
     tasks = [k for k in RATING_COLUMNS if np.isfinite(means[k])]
     valid = [s for s in summaries if s.n > 0 and any(np.isfinite(s.changes[k]) for k in tasks)]
     if valid and baseline is not None:
@@ -410,7 +657,8 @@ def plain_summary(
         d = best.changes[k]
         out.append(
             f"The largest change from baseline was during “{best.segment.track}”: "
-            f"{k} {'rose' if d > 0 else 'fell'} by {abs(d):.1f} points."
+            f"{k} {'rose' if d > 0 else 'fell'} by {abs(d):.1f} points"
+            + (" (uncertain: most predictions were low-confidence)." if weak else ".")
         )
         small = all(abs(s.changes[k]) < 0.5 for s in valid for k in tasks if np.isfinite(s.changes[k]))
         if small:
@@ -418,25 +666,36 @@ def plain_summary(
                        "treat them as no clear change.")
     elif not summaries:
         out.append("No music segments were marked, so no per-segment comparison is possible.")
-    dropped = [m for m, c in quality.dropped.items() if c / max(quality.n_predictions, 1) >= 0.1]
-    if dropped or quality.gaps:
-        bits = []
-        if dropped:
-            bits.append(", ".join(dropped) + " often dropped")
-        if quality.gaps:
-            bits.append(f"{len(quality.gaps)} gap{'s' if len(quality.gaps) != 1 else ''}")
-        out.append("Signal quality: " + "; ".join(bits) + " — see the quality notes.")
-    else:
-        out.append("Signal quality was good throughout.")
+    out.append(quality_sentence(quality))
     return out
 
 
-def _session_duration(session: SessionRow, series: SessionSeries) -> float:
-    """Wall-clock length of an ended session, at least the stream time of its last prediction."""
+def stream_duration(series: SessionSeries, quality_rows: Sequence[QualityRow] = ()) -> float:
+    """Stream time covered by a session (s): the time of its last stored hop, a prediction or
+    a hop without one (``no_prediction``); 0 without either. Never wall-clock time."""
     last = float(series.t[-1]) if len(series) else 0.0
-    if session.ended_at is None:
-        return last
-    return max(session.ended_at - session.started_at, last)
+    hops = [r.t for r in quality_rows if r.flag == NO_PREDICTION]
+    return max([last, *hops])
+
+
+def replay_speed(session: SessionRow) -> float | None:
+    """The session meta's ``replay_speed`` as a positive float, else None."""
+    try:
+        speed = float(session.meta.get("replay_speed"))
+    except (TypeError, ValueError):
+        return None
+    return speed if np.isfinite(speed) and speed > 0 else None
+
+
+def wall_clock_length(session: SessionRow, stream_s: float) -> float | None:
+    """Wall-clock length of a session replayed at a speed other than 1 (None otherwise):
+    end minus start of an ended session, else the stream time divided by the speed."""
+    speed = replay_speed(session)
+    if speed is None or speed == 1.0:
+        return None
+    if session.ended_at is not None:
+        return max(float(session.ended_at - session.started_at), 0.0)
+    return stream_s / speed
 
 
 def build_report_data(
@@ -470,13 +729,59 @@ def build_report_data(
     baseline = compute_baseline(series, segs)
     summaries = segment_summaries(series, segs, baseline, ratings)
     shares = quadrant_shares(series.quadrant)
-    qual = quality_notes(series, quality)
-    duration = _session_duration(session, series)
+    absent = session.meta.get("absent_modalities") or () if isinstance(session.meta, Mapping) else ()
+    qual = quality_notes(series, quality, absent=[str(m) for m in absent])
+    duration = stream_duration(series, quality)
     summary = plain_summary(series, baseline, summaries, shares, qual, duration)
     models = describe_models(series.t, series.model_labels)
     n_rated = sum(1 for s in summaries if s.own)
     summary += model_sentences(series, summaries, n_rated)
-    return ReportData(session, series, segs, baseline, summaries, shares, qual, duration, summary, models, n_rated)
+    return ReportData(session, series, segs, baseline, summaries, shares, qual, duration, summary, models, n_rated,
+                      wall_clock_length(session, duration), replay_speed(session))
+
+
+def session_counts(data: ReportData) -> dict:
+    """The counts behind the report's summary, as JSON-able values (the live view shows these).
+
+    Parameters
+    ----------
+    data : ReportData
+
+    Returns
+    -------
+    dict
+        ``n_predictions``; ``n_no_prediction`` (hops without any prediction);
+        ``stream_seconds`` (the report's duration, stream time); ``wall_seconds`` and
+        ``replay_speed`` (None unless replayed at a speed other than 1); ``dropped``
+        {modality: predictions it was left out of} and ``dropped_share`` {modality:
+        fraction of the predictions}; ``absent_modalities``; ``flags`` {"modality:flag":
+        count}; ``gaps`` [[start, end], ...]; ``low_confidence`` (count) and
+        ``low_confidence_threshold``; ``quadrant_counts`` and ``quadrant_shares`` by code of
+        :data:`symaffect.spec.QUADRANT_CODES`; ``baseline`` {start, end, rule} or None;
+        ``summary``: the report's summary sentences; ``confidence_explained``.
+    """
+    q = data.quality
+    n = len(data.series)
+    b = data.baseline
+    return {
+        "n_predictions": n,
+        "n_no_prediction": int(q.no_prediction),
+        "stream_seconds": float(data.duration_s),
+        "wall_seconds": None if data.wall_s is None else float(data.wall_s),
+        "replay_speed": data.replay_speed,
+        "dropped": {m: int(c) for m, c in q.dropped.items()},
+        "dropped_share": {m: (c / n if n else 0.0) for m, c in q.dropped.items()},
+        "absent_modalities": list(q.absent),
+        "flags": {f"{m}:{f}": int(c) for (m, f), c in sorted(q.flags.items())},
+        "gaps": [[float(a), float(z)] for a, z in q.gaps],
+        "low_confidence": int(q.low_confidence),
+        "low_confidence_threshold": float(q.low_confidence_threshold),
+        "quadrant_counts": quadrant_counts(data.series.quadrant),
+        "quadrant_shares": {k: float(v) for k, v in data.quadrant_shares.items()},
+        "baseline": None if b is None else {"start": float(b.start), "end": float(b.end), "rule": b.rule},
+        "summary": list(data.summary),
+        "confidence_explained": CONFIDENCE_EXPLAINED,
+    }
 
 
 def model_sentences(series: SessionSeries, summaries: Sequence[SegmentSummary], n_rated: int) -> list[str]:

@@ -32,6 +32,26 @@ def fmt_clock(s: float) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
+def fmt_pct(frac: float) -> str:
+    """A fraction as a whole percentage (``"8 %"``) that never rounds a part to all or none:
+    ``"<1 %"`` above 0 and ``">99 %"`` below 1."""
+    pct = 100 * float(frac)
+    if 0 < pct < 0.5:
+        return "<1 %"
+    if 99.5 <= pct < 100:
+        return ">99 %"
+    return f"{pct:.0f} %"
+
+
+MODALITY_LABELS = {"eeg": "EEG", "eog": "EOG"}
+"""How modality names are printed in sentences (others as they are)."""
+
+
+def modality_label(name: str) -> str:
+    """A modality's name for a sentence: ``"EEG"``, ``"EOG"``, ``"peripheral"``."""
+    return MODALITY_LABELS.get(name, name)
+
+
 def fmt_num(x: float | None, signed: bool = False, digits: int = 1) -> str:
     """``x`` rounded to ``digits`` (``"—"`` when missing or not finite; never ``"-0.0"``)."""
     if x is None or not math.isfinite(x):
