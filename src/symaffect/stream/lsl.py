@@ -44,7 +44,7 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +53,7 @@ from symaffect._io import read_text
 from symaffect.errors import DataError
 from symaffect.spec import QUADRANT_CODES
 from symaffect.stream.channel_map import ChannelMap, load_channel_map
+from symaffect.stream.hub import RoundStats, SessionHub
 from symaffect.stream.pipeline import HopResult, Predictor
 from symaffect.stream.recording import Recording
 from symaffect.stream.session import LiveSession, StreamStats
@@ -334,6 +335,120 @@ def run_stream(
                 session.close()
             elif conn is not None:
                 conn.close()
+
+
+def run_streams(
+    run: str | Path | Predictor,
+    *,
+    sources: Sequence[str],
+    participants: Sequence[str] | None = None,
+    db: str | Path | None = None,
+    hop: float = 1.0,
+    window: float | None = None,
+    channel_map: str | Path | ChannelMap | None = None,
+    publish: bool = True,
+    gap_timeout: float = 2.0,
+    resolve_timeout: float = 30.0,
+    max_fill_seconds: float = 600.0,
+    max_seconds: float | None = None,
+    stop_at_eof: bool = False,
+    stop: threading.Event | None = None,
+    handle_signals: bool = True,
+    batched: bool = True,
+    max_batch: int = 16,
+    num_threads: int | None = None,
+) -> tuple[list[StreamStats], RoundStats]:
+    """Monitor many LSL streams from one process (a :class:`SessionHub`; blocking).
+
+    One model is loaded and shared by every session (each keeps its own calibration);
+    the hops that fall due together are predicted in one forward pass, and each round's
+    hops of every session are committed in one transaction.
+
+    Parameters
+    ----------
+    run : path or Predictor
+    sources : sequence of str
+        Names of the LSL data streams, one session each.
+    participants : sequence of str or None
+        A pseudonym per source (default ``"anonymous"``).
+    publish : bool
+        Publish each session's predictions on an outlet ``symaffect-predictions-<source>``.
+    batched : bool
+        False: one model call per hop (for comparison).
+    max_batch : int
+        Most windows per forward pass.
+    Other parameters
+        As :func:`run_stream` (every session gets them).
+
+    Returns
+    -------
+    stats : list of StreamStats
+        One per source, in order.
+    rounds : RoundStats
+        Forward passes and batch sizes.
+
+    Raises
+    ------
+    DataError
+        Duplicate sources, a participant list of another length, or a source not found
+        within ``resolve_timeout``.
+    """
+    sources = list(sources)
+    if not sources:
+        raise DataError("sources", "give at least one LSL stream name")
+    if len(set(sources)) != len(sources):
+        raise DataError("sources", "each stream can be monitored once")
+    participants = list(participants) if participants else ["anonymous"] * len(sources)
+    if len(participants) != len(sources):
+        raise DataError("participants", f"{len(participants)} pseudonyms for {len(sources)} streams")
+    stop = stop or threading.Event()
+    base = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads)
+    cmap = load_channel_map(channel_map)
+    with _stop_on_signals(stop, enabled=handle_signals), contextlib.closing(SessionStore(db)) as store:
+        conns: list[LslConnection | None] = [None] * len(sources)
+        errors: list[BaseException | None] = [None] * len(sources)
+
+        def connect(i: int) -> None:
+            try:
+                conns[i] = LslConnection.open(sources[i], cmap, timeout=resolve_timeout, stop=stop)
+            except BaseException as e:  # noqa: BLE001 - re-raised below, in this thread
+                errors[i] = e
+
+        threads = [threading.Thread(target=connect, args=(i,), daemon=True) for i in range(len(sources))]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        sessions: list[LiveSession] = []
+        try:
+            for i, src in enumerate(sources):
+                if errors[i] is not None:
+                    raise errors[i]
+                if conns[i] is None:
+                    raise DataError(src, f"no LSL stream named {src!r} found within {resolve_timeout:g} s")
+            hub = SessionHub(store, batched=batched, max_batch=max_batch, stop=stop)
+            for i, src in enumerate(sources):
+                listeners = [PredictionOutlet(f"symaffect-predictions-{src}", src).push] if publish else []
+                session = LiveSession(
+                    base.share(), conns[i], store, source=src, participant=participants[i], hop=hop,
+                    window=window, listeners=listeners, gap_timeout=gap_timeout,
+                    max_fill_seconds=max_fill_seconds, max_seconds=max_seconds, stop_at_eof=stop_at_eof,
+                )
+                conns[i] = None  # the session owns it now
+                sessions.append(session)
+                hub.add(session)
+            cpu0 = time.process_time()
+            stats = hub.run()
+            cpu = time.process_time() - cpu0
+            for st in stats:  # the process's CPU, shared evenly (one thread runs them all)
+                st.cpu_seconds = cpu / len(stats)
+            return stats, hub.rounds
+        finally:
+            for session in sessions:
+                session.close()
+            for conn in conns:
+                if conn is not None:
+                    conn.close()
 
 
 @contextlib.contextmanager

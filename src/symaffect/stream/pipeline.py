@@ -20,6 +20,7 @@ zero-filled).
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
@@ -149,6 +150,12 @@ class Predictor:
     def window_seconds(self) -> float:
         return self.n_times / SFREQ
 
+    def share(self) -> Predictor:
+        """A predictor for another session on the same model: the loaded model, its
+        contract and checkpoint info are shared (one copy in memory), the calibration is
+        its own (:meth:`set_calibration` on one does not change the other)."""
+        return copy.copy(self)
+
     @property
     def model_label(self) -> str:
         """Which model the next prediction comes from: ``"base model"`` or
@@ -263,9 +270,13 @@ class Predictor:
             With the window's fused embedding (``embedding``, shape (D,)) and the model
             that produced it (``model_label``, ``calibration_id``).
         """
+        return predict_windows([(self, WindowInput(x, t, tuple(flags), coverage))])[0]
+
+    def _check_window(self, x: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``x`` as float32 arrays of the model's shapes (a one-line DataError otherwise)."""
         if not x:
             raise DataError("window", "no modality given")
-        batch = {}
+        out = {}
         for m, arr in x.items():
             if m not in self.modalities:
                 raise DataError("window", f"modality {m!r} not accepted by the model ({self.modalities})")
@@ -273,26 +284,102 @@ class Predictor:
             want = (MODALITIES[m].n_chans, self.n_times)
             if arr.shape != want:
                 raise DataError("window", f"{m}: expected shape {want}, got {arr.shape}")
-            batch[m] = torch.from_numpy(arr).unsqueeze(0).to(self.device)
-        embedding = None
-        with torch.inference_mode():
-            if self.can_embed:
-                z = self.model.embed(batch)  # (1, D)
-                out = self.model.heads(z) if self.calibration is None else self.calibration.logits(z)
-                embedding = z[0].float().cpu().numpy()
-            else:
-                out = self.model(batch)
+            out[m] = arr
+        return out
+
+
+@dataclass(frozen=True)
+class WindowInput:
+    """One window ready for the model (what :meth:`Predictor.predict_window` takes).
+
+    Attributes
+    ----------
+    x : dict of str to ndarray, shape (C, T)
+        The present modalities.
+    t : float
+        Stream time of the window's last sample (s).
+    flags : tuple of str
+    coverage : float or None
+    """
+
+    x: dict[str, np.ndarray]
+    t: float
+    flags: tuple[str, ...] = ()
+    coverage: float | None = None
+
+
+def predict_windows(items: Sequence[tuple[Predictor, WindowInput]]) -> list[Prediction]:
+    """Predict many windows in one forward pass (micro-batching across sessions).
+
+    Every predictor must hold the same model (:meth:`Predictor.share`); each keeps its
+    own calibration. The windows are stacked per modality; a window without a modality
+    gets zeros there and ``False`` in the model's modality mask (the model replaces a
+    masked modality's tokens, so the result equals a call without that modality). The
+    fused embeddings of the batch go through the base heads at once, and through each
+    session's calibration for the calibrated ones.
+
+    Parameters
+    ----------
+    items : sequence of (Predictor, WindowInput)
+
+    Returns
+    -------
+    list of Prediction
+        In the order of ``items``.
+
+    Raises
+    ------
+    DataError
+        A window of the wrong shape or modality, or predictors of different models.
+    """
+    if not items:
+        return []
+    first = items[0][0]
+    model = first.model
+    if any(p.model is not model for p, _ in items):
+        raise DataError("batch", "windows of different models cannot share a forward pass")
+    xs = [p._check_window(w.x) for p, w in items]
+    n = len(items)
+    mods = [m for m in first.modalities if any(m in x for x in xs)]
+    batch = {}
+    for m in mods:
+        shape = (MODALITIES[m].n_chans, first.n_times)
+        arr = np.stack([x[m] if m in x else np.zeros(shape, np.float32) for x in xs])
+        batch[m] = torch.from_numpy(arr).to(first.device)
+    mask = None
+    if n > 1:
+        mask = torch.tensor([[m in x for m in first.modalities] for x in xs], device=first.device)
+    with torch.inference_mode():
+        if first.can_embed:
+            z = model.embed(batch, mask) if mask is not None else model.embed(batch)  # (n, D)
+            outs: list[dict] = [{} for _ in range(n)]
+            base = [i for i, (p, _) in enumerate(items) if p.calibration is None]
+            if base:
+                logits = model.heads(z[base])
+                for j, i in enumerate(base):
+                    outs[i] = {task: v[j] for task, v in logits.items()}
+            for i, (p, _) in enumerate(items):
+                if p.calibration is not None:
+                    outs[i] = {task: v[0] for task, v in p.calibration.logits(z[i:i + 1]).items()}
+            embeddings = z.float().cpu().numpy()
+        else:
+            logits = model(batch, mask) if mask is not None else model(batch)
+            outs = [{task: v[i] for task, v in logits.items()} for i in range(n)]
+            embeddings = None
+    preds = []
+    for i, (p, w) in enumerate(items):
         probs = {}
-        for task, logits in out.items():
-            logits = logits[0].float()
-            p = torch.sigmoid(logits) if self.task_kind == "multilabel" else torch.softmax(logits, dim=-1)
-            probs[task] = p.cpu().numpy().tolist()
-        used = tuple(m for m in self.modalities if m in x)
-        return Prediction.from_probabilities(
-            t, probs, modalities_used=used, n_modalities=len(self.modalities), flags=flags, coverage=coverage,
-            multilabel=self.task_kind == "multilabel", embedding=embedding, model_label=self.model_label,
-            calibration_id=self.calibration_id,
-        )
+        for task, lg in outs[i].items():
+            lg = lg.float()
+            pr = torch.sigmoid(lg) if p.task_kind == "multilabel" else torch.softmax(lg, dim=-1)
+            probs[task] = pr.cpu().numpy().tolist()
+        used = tuple(m for m in p.modalities if m in xs[i])
+        preds.append(Prediction.from_probabilities(
+            w.t, probs, modalities_used=used, n_modalities=len(p.modalities), flags=w.flags, coverage=w.coverage,
+            multilabel=p.task_kind == "multilabel", embedding=None if embeddings is None else embeddings[i],
+            model_label=p.model_label, calibration_id=p.calibration_id,
+        ))
+    return preds
 
 
 @dataclass
@@ -312,6 +399,28 @@ class HopResult:
     t: float
     prediction: Prediction | None
     quality: list[QualityFlag] = field(default_factory=list)
+
+
+@dataclass
+class PendingHop:
+    """A hop whose window is ready but not yet predicted (:meth:`SessionPipeline.push_pending`).
+
+    Attributes
+    ----------
+    t : float
+    window : WindowInput or None
+        What to predict; None when every modality was dropped (the hop has no prediction).
+    quality : list of QualityFlag
+        As :attr:`HopResult.quality`.
+    """
+
+    t: float
+    window: WindowInput | None
+    quality: list[QualityFlag] = field(default_factory=list)
+
+    def finish(self, prediction: Prediction | None) -> HopResult:
+        """The hop's result, with the prediction of :attr:`window` (None without one)."""
+        return HopResult(self.t, prediction, self.quality)
 
 
 class SessionPipeline:
@@ -406,9 +515,17 @@ class SessionPipeline:
         return self.buf.n_total / SFREQ
 
     def push(self, x: np.ndarray, missing: np.ndarray | None = None) -> list[HopResult]:
-        """Feed input samples (C, n) at the input rate; return the hops that completed."""
+        """Feed input samples (C, n) at the input rate; return the hops that completed
+        (each predicted on its own)."""
+        return [h.finish(None if h.window is None else self.predictor.predict_window(
+                    h.window.x, t=h.window.t, flags=h.window.flags, coverage=h.window.coverage))
+                for h in self.push_pending(x, missing)]
+
+    def push_pending(self, x: np.ndarray, missing: np.ndarray | None = None) -> list[PendingHop]:
+        """Feed input samples (C, n); return the hops that completed, not yet predicted
+        (a caller batches them across sessions: :func:`predict_windows`)."""
         chunk = self.pre.push(x, missing)
-        results: list[HopResult] = []
+        results: list[PendingHop] = []
         while chunk.n_times:
             need = self._next - self.buf.n_total
             if chunk.n_times < need:
@@ -420,7 +537,7 @@ class SessionPipeline:
             self._next += self.hop_samples
         return results
 
-    def _hop(self) -> HopResult:
+    def _hop(self) -> PendingHop:
         t = self.buf.n_total / SFREQ
         if self.before_hop is not None:
             self.before_hop(t)
@@ -432,7 +549,7 @@ class SessionPipeline:
         if not use:
             why = "; ".join(f"{f.modality} {f.flag}" for f in flags if f.drops) or "no usable modality"
             q = [f for f in flags if f.drops] + [QualityFlag("all", "no_prediction", why)]
-            return HopResult(t, None, q)
+            return PendingHop(t, None, q)
         x = {}
         coverage = 0.0
         for m in use:
@@ -447,8 +564,7 @@ class SessionPipeline:
             coverage += len(slots) / spec.n_chans
         coverage /= len(self.predictor.modalities)
         all_flags = [str(f) for f in flags] + [str(f) for f in info_flags if f.modality in use]
-        pred = self.predictor.predict_window(x, t=t, flags=all_flags, coverage=coverage)
-        return HopResult(t, pred, [f for f in flags if f.drops])
+        return PendingHop(t, WindowInput(x, t, tuple(all_flags), coverage), [f for f in flags if f.drops])
 
 
 def run_recording(

@@ -56,7 +56,7 @@ import numpy as np
 from symaffect.errors import DataError
 from symaffect.models.calibration import Calibration
 from symaffect.spec import SFREQ
-from symaffect.stream.pipeline import HopResult, Predictor, SessionPipeline
+from symaffect.stream.pipeline import HopResult, PendingHop, Predictor, SessionPipeline
 from symaffect.stream.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -257,26 +257,89 @@ class LiveSession:
         self.open_segments: dict[str, int] = {}  # track -> segment id
         self.eof_samples: int | None = None
         self.stalled = False
+        self._pending: list[PendingHop] = []
+        self.blocking_outage = True  # a SessionHub handles outages in the background
+        self._outage_thread: threading.Thread | None = None
+        self._outage_result = True
 
     # ------------------------------------------------------------------ loop
     def run(self) -> StreamStats:
-        """Run the session to its end (see class docstring) and end it in the store."""
-        while not self.stop.is_set():
-            chunks = self.conn.poll(POLL_TIMEOUT_S)
+        """Run the session to its end (see class docstring) and end it in the store.
+
+        Each turn of the loop is :meth:`step` (pull, feed), then the hops that completed
+        are predicted one by one and :meth:`commit`-ted. :class:`SessionHub` runs the same
+        steps for many sessions and predicts their hops together.
+        """
+        while True:
+            alive = self.step(POLL_TIMEOUT_S)
+            pending = self.take_pending()
+            if pending:
+                self.commit([h.finish(None if h.window is None else self.predictor.predict_window(
+                    h.window.x, t=h.window.t, flags=h.window.flags, coverage=h.window.coverage))
+                    for h in pending])
+            if not alive:
+                break
+        return self.end()
+
+    def step(self, timeout: float) -> bool:
+        """One turn: pull what arrived (waiting up to ``timeout``), read markers, feed the
+        samples; completed hops wait in :meth:`take_pending`.
+
+        While an outage is handled in the background (``blocking_outage`` False) the turn
+        does nothing.
+
+        Returns
+        -------
+        bool
+            False once the session is over (stopped, the replay's last sample, ``max_seconds``,
+            a source that will not come back); its pending hops are still to be committed,
+            then :meth:`end`.
+        """
+        if self._outage_thread is not None:
+            if self._outage_thread.is_alive():
+                return True
+            self._outage_thread = None
+            if not self._outage_result:
+                return False
+        if self.stop.is_set():
+            return False
+        chunks = self.conn.poll(timeout)
+        self._markers()
+        for data, ts in chunks:
+            self._feed(data, ts)
+            if self.max_seconds is not None and self.pipe.t >= self.max_seconds:
+                self.stop.set()
+                return False
+        if self.stop_at_eof and self.eof_samples is not None and self.stats.samples >= self.eof_samples:
             self._markers()
-            for data, ts in chunks:
-                self._feed(data, ts)
-                if self.max_seconds is not None and self.pipe.t >= self.max_seconds:
-                    self.stop.set()
-                    break
-            if self.stop_at_eof and self.eof_samples is not None and self.stats.samples >= self.eof_samples:
-                self._markers()
-                break
-            if chunks:
-                self.stalled = False
-            silent = not chunks and time.monotonic() - self.conn.last_wall > self.gap_timeout
-            if (self.conn.lost or silent) and not self._outage():
-                break
+            return False
+        if chunks:
+            self.stalled = False
+        silent = not chunks and time.monotonic() - self.conn.last_wall > self.gap_timeout
+        if self.conn.lost or silent:
+            if self.blocking_outage:
+                return self._outage()
+            self._outage_thread = threading.Thread(target=self._outage_in_background, daemon=True,
+                                                   name=f"outage-{self.source}")
+            self._outage_thread.start()
+        return True
+
+    def _outage_in_background(self) -> None:
+        self._outage_result = self._outage()
+
+    def take_pending(self) -> list[PendingHop]:
+        """The hops that completed since the last call (not yet predicted)."""
+        out, self._pending = self._pending, []
+        return out
+
+    def commit(self, results: Sequence[HopResult]) -> None:
+        """Store the predicted hops (one transaction), then count and publish them."""
+        with self.store.batch():
+            stored = self.store_hops(results)
+        self.published(stored)
+
+    def end(self) -> StreamStats:
+        """Close the open segments and end the session in the store; the final stats."""
         for seg in self.open_segments.values():
             self.store.end_segment(seg, self.pipe.t)
         self.store.end_session(self.sid)
@@ -363,19 +426,42 @@ class LiveSession:
         if ts is not None:
             self.ts_index.append((self.n_in, ts))
         missing = None if code == 0 else np.full(x.shape[1], code, dtype=np.uint8)
-        self._handle(self.pipe.push(x, missing))
+        self._pending.extend(self.pipe.push_pending(x, missing))
         self.n_in += x.shape[1]
 
     # ------------------------------------------------------------------ hops
-    def _handle(self, results: list[HopResult]) -> None:
-        """Store every hop (quality rows, prediction with its latency), then hand it on."""
+    def store_hops(self, results: Sequence[HopResult]) -> list[tuple[HopResult, float | None]]:
+        """Store every hop (quality rows, the prediction with its latency so far); inside a
+        :meth:`SessionStore.batch` the rows commit with the batch.
+
+        Returns
+        -------
+        list of (HopResult, float or None)
+            Each hop with the timestamp of its window's last sample (None when unknown).
+        """
+        out = []
         for h in results:
-            self.stats.hops += 1
             for f in h.quality:
                 self.store.add_quality(self.sid, h.t, f.modality, f.flag, f.detail)
+            ts = None
             if h.prediction is not None:
-                self._store_prediction(h)
+                ts = self._timestamp_of(int(round(h.t * SFREQ)))
+                if ts is not None:
+                    h.prediction.latency_ms = (self.conn.clock() - ts) * 1000.0
+                self.store.add_prediction(self.sid, h.prediction)
+            out.append((h, ts))
+        return out
+
+    def published(self, stored: Sequence[tuple[HopResult, float | None]]) -> None:
+        """After the commit: count the hops, record their latency (clock now minus the
+        timestamp of the window's last sample) and hand them to the listeners."""
+        now = self.conn.clock() if stored else 0.0
+        for h, ts in stored:
+            self.stats.hops += 1
+            if h.prediction is not None:
                 self.stats.predictions += 1
+                if ts is not None:
+                    self.stats.latencies_ms.append((now - ts) * 1000.0)
             log.info("stored hop t=%.3f prediction=%s", h.t, h.prediction is not None)
             for listener in self.listeners:
                 listener(h)
@@ -399,17 +485,6 @@ class LiveSession:
                                    f"calibration {act.calibration_id} not applied: {e}")
             return
         log.info("session %d: from t=%.3f on, predictions by the %s", self.sid, t, self.predictor.model_label)
-
-    def _store_prediction(self, h: HopResult) -> None:
-        """Store the hop's prediction with its latency (clock at commit minus the timestamp
-        of the window's last sample), when that timestamp is known."""
-        ts = self._timestamp_of(int(round(h.t * SFREQ)))
-        if ts is None:
-            self.store.add_prediction(self.sid, h.prediction)
-            return
-        h.prediction.latency_ms = (self.conn.clock() - ts) * 1000.0
-        self.store.add_prediction(self.sid, h.prediction)
-        self.stats.latencies_ms.append((self.conn.clock() - ts) * 1000.0)
 
     def _timestamp_of(self, n_out: int) -> float | None:
         """Timestamp of the input sample that completed output sample ``n_out - 1``."""

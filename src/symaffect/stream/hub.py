@@ -1,0 +1,163 @@
+"""Many live sessions in one process: one model per run, hops predicted together.
+
+A clinic runs several rooms at once. :class:`SessionHub` runs any number of
+:class:`~symaffect.stream.session.LiveSession` objects from one thread:
+
+1. each round pulls what arrived on every session's connection without waiting
+   (:meth:`LiveSession.step` with timeout 0) and feeds it to that session's pipeline;
+   the hops that completed wait, prepared (window, quality, coverage);
+2. the hops that fell due in this round, across all sessions, are predicted together:
+   one forward pass per model and per :attr:`SessionHub.max_batch` windows
+   (:func:`~symaffect.stream.pipeline.predict_windows`; sessions on the same run share
+   one loaded model, :meth:`Predictor.share`), each session keeping its own calibration;
+3. the round's hops of every session are stored in one transaction
+   (:meth:`SessionStore.batch`), then counted (latency = clock after the commit minus
+   the timestamp of the window's last sample) and published.
+
+``batched=False`` predicts every hop with its own model call (the one-call-per-session
+design), for comparison: everything else is the same.
+
+Outages do not hold the round: a session whose source falls silent or is lost handles
+it (waiting, reconnecting) in a thread of its own while the others go on.
+
+Nothing waits for a batch to fill: a round predicts what is due now, so a lone hop is
+never delayed; batching happens when hops fall due together (sessions started together,
+or hops that piled up while the previous round ran).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from symaffect.errors import DataError
+from symaffect.stream.pipeline import HopResult, PendingHop, predict_windows
+from symaffect.stream.session import LiveSession, StreamStats
+from symaffect.stream.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+IDLE_SLEEP_S = 0.002
+"""Sleep after a round in which nothing arrived (s)."""
+
+
+@dataclass
+class RoundStats:
+    """What the hub's rounds did (for benchmarks).
+
+    Attributes
+    ----------
+    rounds : int
+        Rounds with at least one hop.
+    forward_passes : int
+        Model calls.
+    hops : int
+        Hops predicted.
+    largest_batch : int
+    """
+
+    rounds: int = 0
+    forward_passes: int = 0
+    hops: int = 0
+    largest_batch: int = 0
+
+    @property
+    def mean_batch(self) -> float:
+        return self.hops / self.forward_passes if self.forward_passes else 0.0
+
+
+class SessionHub:
+    """Run many live sessions in one thread, predicting their hops in batches.
+
+    Parameters
+    ----------
+    store : SessionStore
+        The store every session writes to.
+    sessions : sequence of LiveSession
+        More can be added with :meth:`add` before :meth:`run`.
+    batched : bool
+        Predict the hops due in a round together (False: one model call per hop).
+    max_batch : int
+        Most windows in one forward pass (larger rounds are split).
+    stop : threading.Event or None
+        Set it to end every session.
+
+    Attributes
+    ----------
+    rounds : RoundStats
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        sessions: Sequence[LiveSession] = (),
+        *,
+        batched: bool = True,
+        max_batch: int = 16,
+        stop: threading.Event | None = None,
+    ):
+        if max_batch < 1:
+            raise DataError("max_batch", f"must be at least 1, got {max_batch}")
+        self.store = store
+        self.batched = batched
+        self.max_batch = int(max_batch)
+        self.stop = stop or threading.Event()
+        self.sessions: list[LiveSession] = []
+        self.rounds = RoundStats()
+        for s in sessions:
+            self.add(s)
+
+    def add(self, session: LiveSession) -> None:
+        """Run ``session`` in this hub (its outages are handled in the background)."""
+        if session.store is not self.store:
+            raise DataError("session", "a hub's sessions must write to the hub's store")
+        session.blocking_outage = False
+        self.sessions.append(session)
+
+    def run(self) -> list[StreamStats]:
+        """Run every session to its end; their stats, in the order they were added."""
+        active = list(self.sessions)
+        while active:
+            if self.stop.is_set():
+                for s in active:
+                    s.stop.set()
+            over = [s for s in active if not s.step(0.0)]
+            pending = [(s, h) for s in active for h in s.take_pending()]
+            if pending:
+                self._predict_and_store(pending)
+            for s in over:
+                s.end()
+                active.remove(s)
+            if not pending and not over:
+                time.sleep(IDLE_SLEEP_S)
+        return [s.stats for s in self.sessions]
+
+    def _predict_and_store(self, pending: list[tuple[LiveSession, PendingHop]]) -> None:
+        """Predict the round's hops (batched per model), store them in one transaction,
+        then count and publish them."""
+        todo = [(i, s, h) for i, (s, h) in enumerate(pending) if h.window is not None]
+        preds: dict[int, object] = {}
+        groups: dict[int, list[tuple[int, LiveSession, PendingHop]]] = {}
+        for item in todo:
+            groups.setdefault(id(item[1].predictor.model), []).append(item)
+        size = self.max_batch if self.batched else 1
+        for items in groups.values():
+            for a in range(0, len(items), size):
+                part = items[a:a + size]
+                out = predict_windows([(s.predictor, h.window) for _, s, h in part])
+                self.rounds.forward_passes += 1
+                self.rounds.largest_batch = max(self.rounds.largest_batch, len(part))
+                for (i, _, _), p in zip(part, out):
+                    preds[i] = p
+        self.rounds.rounds += 1
+        self.rounds.hops += len(todo)
+        results: dict[LiveSession, list[HopResult]] = {}
+        for i, (s, h) in enumerate(pending):
+            results.setdefault(s, []).append(h.finish(preds.get(i)))
+        with self.store.batch():
+            stored = {s: s.store_hops(rs) for s, rs in results.items()}
+        for s, st in stored.items():
+            s.published(st)
