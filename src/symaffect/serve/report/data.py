@@ -52,8 +52,10 @@ import numpy as np
 
 from symaffect.errors import DataError
 from symaffect.serve.report.formatting import (
+    NOISE_POINTS,
     fmt_clock,
     fmt_dur,
+    fmt_num,
     fmt_pct,
     modality_label,
 )
@@ -590,19 +592,28 @@ def quadrant_sentences(series: SessionSeries, weak: bool = False) -> list[str]:
     return out
 
 
+def left_out_phrase(quality: QualityNotes) -> str:
+    """``"EEG was left out of 8 % of the predictions, peripheral of 8 %"`` for the modalities
+    left out of any prediction; ``""`` when every modality was used in every prediction."""
+    n = max(quality.n_predictions, 1)
+    dropped = [(m, c) for m, c in quality.dropped.items() if c]
+    if not dropped:
+        return ""
+    (m0, c0), rest = dropped[0], dropped[1:]
+    return (f"{modality_label(m0)} was left out of {fmt_pct(c0 / n)} of the predictions"
+            + "".join(f", {modality_label(m)} of {fmt_pct(c / n)}" for m, c in rest))
+
+
 def quality_sentence(quality: QualityNotes) -> str:
     """Signal quality in one sentence, from the counts of :class:`QualityNotes`.
 
     "Good throughout" only when every modality was used in every prediction, no hop went
     without a prediction, there were no gaps and nothing was flagged.
     """
-    n = max(quality.n_predictions, 1)
     parts = []
-    dropped = [(m, c) for m, c in quality.dropped.items() if c]
+    dropped = left_out_phrase(quality)
     if dropped:
-        (m0, c0), rest = dropped[0], dropped[1:]
-        parts.append(f"{modality_label(m0)} was left out of {fmt_pct(c0 / n)} of the predictions"
-                     + "".join(f", {modality_label(m)} of {fmt_pct(c / n)}" for m, c in rest))
+        parts.append(dropped)
     if quality.absent:
         names = _listed([modality_label(m) for m in quality.absent])
         parts.append(f"{names} {'was' if len(quality.absent) == 1 else 'were'} absent from the recording")
@@ -620,7 +631,7 @@ def quality_sentence(quality: QualityNotes) -> str:
         parts.append(f"the signals were flagged {n_flags} time{'s' if n_flags != 1 else ''}")
     if not dropped and not quality.absent:
         parts.insert(0, "every modality was used in every prediction")
-    return "Signal quality was not good throughout: " + "; ".join(parts) + " — see Signal quality."
+    return "Signal quality had problems: " + "; ".join(parts) + " — see Signal quality."
 
 
 def plain_summary(
@@ -655,15 +666,15 @@ def plain_summary(
         best = max(valid, key=biggest)
         k = max(tasks, key=lambda k: abs(best.changes[k]) if np.isfinite(best.changes[k]) else -1.0)
         d = best.changes[k]
-        out.append(
-            f"The largest change from baseline was during “{best.segment.track}”: "
-            f"{k} {'rose' if d > 0 else 'fell'} by {abs(d):.1f} points"
-            + (" (uncertain: most predictions were low-confidence)." if weak else ".")
-        )
-        small = all(abs(s.changes[k]) < 0.5 for s in valid for k in tasks if np.isfinite(s.changes[k]))
-        if small:
-            out.append("All segment changes from baseline were under half a point: "
-                       "treat them as no clear change.")
+        if abs(d) < NOISE_POINTS:
+            out.append(f"All segment changes from baseline were under {NOISE_POINTS:g} points (the largest: {k} "
+                       f"{fmt_num(d, signed=True)} during “{best.segment.track}”): treat them as no clear change.")
+        else:
+            out.append(
+                f"The largest change from baseline was during “{best.segment.track}”: "
+                f"{k} {'rose' if d > 0 else 'fell'} by {abs(d):.1f} points"
+                + (" (uncertain: most predictions were low-confidence)." if weak else ".")
+            )
     elif not summaries:
         out.append("No music segments were marked, so no per-segment comparison is possible.")
     out.append(quality_sentence(quality))

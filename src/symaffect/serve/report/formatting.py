@@ -151,3 +151,16 @@ def baseline_sentence(baseline) -> str:
         f"{'mean ' if i == 0 else ''}{k} {fmt_num(b.means[k])}" for i, k in enumerate(RATING_COLUMNS)
     )
     return f"Baseline: {b.rule} — {fmt_clock(b.start)}–{fmt_clock(b.end)}, {b.n} predictions; {means}."
+
+
+def wall_clock_text(data) -> str | None:
+    """``"1 min 35 s (replayed at 2x)"`` for a session replayed at a speed other than 1, else
+    None (the report's duration is always stream time; this is the wall clock beside it).
+
+    Parameters
+    ----------
+    data : ReportData
+    """
+    if data.wall_s is None or data.replay_speed is None:
+        return None
+    return f"{fmt_dur(data.wall_s)} (replayed at {data.replay_speed:g}x)"

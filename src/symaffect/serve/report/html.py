@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from symaffect.serve.report.data import CAVEAT, ReportData
+from symaffect.serve.report.data import CAVEAT, CONFIDENCE_EXPLAINED, ReportData
 from symaffect.serve.report.figures import report_figures
 from symaffect.serve.report.formatting import (
     NOISE_POINTS,
@@ -24,6 +24,7 @@ from symaffect.serve.report.formatting import (
     fmt_when,
     ratings_table,
     segment_table,
+    wall_clock_text,
 )
 from symaffect.spec import RATING_COLUMNS
 
@@ -66,6 +67,8 @@ def render_html(data: ReportData) -> str:
         session=data.session,
         started=fmt_when(data.session.started_at),
         duration=fmt_dur(data.duration_s),
+        wall_clock=wall_clock_text(data),
+        confidence_explained=CONFIDENCE_EXPLAINED,
         n_predictions=len(data.series),
         caveat=CAVEAT,
         summary=data.summary,

@@ -19,7 +19,7 @@ from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.table import Table
 
 from symaffect._io import atomic_write
-from symaffect.serve.report.data import CAVEAT, ReportData
+from symaffect.serve.report.data import CAVEAT, CONFIDENCE_EXPLAINED, ReportData
 from symaffect.serve.report.figures import ReportFigure, report_figures
 from symaffect.serve.report.formatting import (
     NOISE_POINTS,
@@ -30,6 +30,7 @@ from symaffect.serve.report.formatting import (
     fmt_when,
     ratings_table,
     segment_table,
+    wall_clock_text,
 )
 from symaffect.spec import RATING_COLUMNS
 
@@ -207,8 +208,11 @@ def write_pdf(data: ReportData, path: str | Path) -> Path:
         flow.text(f"Session report: {ses.participant}", 16, weight="bold")
         flow.space(0.05)
         open_ = " (session still open)" if ses.ended_at is None else ""
-        flow.text(f"Session #{ses.id} · started {fmt_when(ses.started_at)} · {fmt_dur(data.duration_s)}"
-                  f"{open_} · {len(data.series)} predictions")
+        wall = wall_clock_text(data)
+        flow.text(f"Session #{ses.id} · started {fmt_when(ses.started_at)} · {fmt_dur(data.duration_s)} of "
+                  f"stream time{open_} · {len(data.series)} predictions")
+        if wall:
+            flow.text(f"Wall-clock length: {wall}")
         flow.text(f"Model: {ses.model} · estimates by: {data.models}")
         flow.space(0.12)
         flow.text("Please read: " + CAVEAT, 9, color="#7a5b00")
@@ -216,6 +220,8 @@ def write_pdf(data: ReportData, path: str | Path) -> Path:
         flow.text("Summary", 12, weight="bold")
         for line in data.summary:
             flow.text("• " + line)
+        flow.space(0.05)
+        flow.text(CONFIDENCE_EXPLAINED, 8, color=NOTE_COLOR)
         flow.space(0.12)
         flow.text("Music segments", 12, weight="bold")
         if data.baseline is not None:
