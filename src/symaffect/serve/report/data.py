@@ -22,8 +22,9 @@ Definitions used in the report
   :data:`GAP_FACTOR` times the median hop.
 * **The listener's own ratings** of a segment (1-9, entered by the therapist) are shown
   beside the model's mean estimates over the same predictions.
-* **Duration** is stream time: the time of the last stored hop (a prediction, or a hop
-  without one), never the wall clock; a replay at 2x covers its stream time in half the
+* **Duration** is stream time: the time of the last stored hop (a prediction, or a quality
+  row such as a hop without a prediction), as ``SessionRow.stream_seconds``; never the wall
+  clock; a replay at 2x covers its stream time in half the
   wall-clock time, which the report names separately when the session meta has a
   ``replay_speed``.
 * **Dropped modality**: a prediction lacks a modality that some other prediction of the
@@ -683,10 +684,10 @@ def plain_summary(
 
 def stream_duration(series: SessionSeries, quality_rows: Sequence[QualityRow] = ()) -> float:
     """Stream time covered by a session (s): the time of its last stored hop, a prediction or
-    a hop without one (``no_prediction``); 0 without either. Never wall-clock time."""
+    a quality row (e.g. a hop without a prediction); 0 without either. Never wall-clock
+    time; the same as the store's ``SessionRow.stream_seconds``."""
     last = float(series.t[-1]) if len(series) else 0.0
-    hops = [r.t for r in quality_rows if r.flag == NO_PREDICTION]
-    return max([last, *hops])
+    return max([last, 0.0, *(float(r.t) for r in quality_rows)])
 
 
 def replay_speed(session: SessionRow) -> float | None:
