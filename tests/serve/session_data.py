@@ -8,6 +8,7 @@ stretch where EEG is flat and dropped.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +33,59 @@ def peaked(target: float, width: float = 1.0) -> list[float]:
     return list(p / p.sum())
 
 
-def make_prediction(t: float, v: float, a: float, lk: float, *, used=MODALITIES, flags=()) -> Prediction:
+def make_prediction(
+    t: float, v: float, a: float, lk: float, *, used=MODALITIES, flags=(), width: float = 1.0,
+) -> Prediction:
+    """A prediction peaked at (v, a, lk); ``width`` (classes) sets the spread and the
+    confidence (1.0: confidence 0.32 with every modality; 0.5: 0.76; 2.0: 0.11)."""
     return Prediction.from_probabilities(
-        t, {"valence": peaked(v), "arousal": peaked(a), "liking": peaked(lk)},
+        t, {"valence": peaked(v, width), "arousal": peaked(a, width), "liking": peaked(lk, width)},
         modalities_used=used, n_modalities=len(MODALITIES), flags=flags,
     )
+
+
+@dataclass(frozen=True)
+class VitalIn:
+    """A vital sign as the store's ``add_vitals`` reads it (the fields of
+    :class:`symaffect.stream.physio.Vital`)."""
+
+    modality: str
+    channel: str
+    name: str
+    value: float | None
+    unit: str
+    status: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StripIn:
+    """A raw-signal strip as the store's ``set_strips`` reads it (the fields of
+    :class:`symaffect.stream.physio.Strip`); ``values`` shape (n_channels, n)."""
+
+    modality: str
+    channels: tuple[str, ...]
+    sfreq: float
+    values: np.ndarray
+
+
+def peripheral_vitals(heart_rate: float = 72.0) -> list[VitalIn]:
+    """Heart rate (ok), breathing rate (implausible) and PPG quality of one update."""
+    return [
+        VitalIn("peripheral", "Plethysmograph", "heart_rate", heart_rate, "bpm", "ok"),
+        VitalIn("peripheral", "Respiration belt", "breathing_rate", 48.0, "/min", "implausible",
+                "48 breaths/min is outside 4-40: belt loose?"),
+        VitalIn("peripheral", "Plethysmograph", "ppg_quality", 0.91, "", "ok"),
+    ]
+
+
+def peripheral_strip(seconds: float = 5.0, sfreq: float = 128.0, *, flat_gsr: bool = False) -> StripIn:
+    """5 s of a pulse wave, breathing and skin conductance (flat when ``flat_gsr``)."""
+    t = np.arange(int(seconds * sfreq)) / sfreq
+    gsr = np.full_like(t, 2.0) if flat_gsr else 2.0 + 0.05 * np.sin(2 * np.pi * 0.1 * t)
+    values = np.stack([np.sin(2 * np.pi * 1.2 * t), np.sin(2 * np.pi * 0.25 * t), gsr]).astype(np.float32)
+    values[0, 10:14] = np.nan  # a few missing samples
+    return StripIn("peripheral", ("Plethysmograph", "Respiration belt", "GSR"), sfreq, values)
 
 
 def targets(t: float) -> tuple[float, float, float]:

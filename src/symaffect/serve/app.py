@@ -8,6 +8,16 @@ music segments; new predictions arrive by server-sent events from
 the page loads comes from this server: plotly.min.js is read from the installed plotly
 package, never from a CDN, and a Content-Security-Policy forbids anything else.
 
+What the page shows beside the curves, all in stream time (m:ss of signal, never wall
+clock): the band of one standard deviation of each rating's predicted distribution (the
+rows' ``spread``); shaded stretches where a modality of :func:`session_modalities` was
+dropped, where confidence was below the report's ``LOW_CONFIDENCE``, and hops without a
+prediction (``no_prediction`` quality rows); the report's baseline; per modality the
+last :data:`HISTORY_S` s of hops as a strip of cells with the flags in plain words
+(:data:`FLAG_WORDS`, :data:`STREAM_FLAG_WORDS`); the report's counts and sentences
+(:func:`live_counts`, the ``summary`` of ``GET /api/sessions/{id}`` and of the event
+stream); the latest vital signs and raw-signal strips of each modality.
+
 Live calibration: once a segment has ended the therapist enters the listener's own
 valence / arousal / liking (1-9) for it
 (``POST /api/sessions/{id}/segments/{segment_id}/ratings``); with at least two rated
@@ -44,7 +54,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
@@ -52,7 +62,8 @@ from urllib.parse import parse_qs, quote
 import jinja2
 import plotly
 import uvicorn
-from fastapi import FastAPI, HTTPException, Path as PathParam, Query, Request
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -69,7 +80,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from symaffect.errors import ConfigError, DataError
 from symaffect.models.calibration import Calibration
 from symaffect.serve.palette import QUADRANT_COLORS, RATING_COLORS
-from symaffect.serve.report import build_report_data, render_html
+from symaffect.serve.report import (
+    ReportData,
+    build_report_data,
+    render_html,
+    session_counts,
+)
+from symaffect.serve.report.data import CONFIDENCE_EXPLAINED, LOW_CONFIDENCE
+from symaffect.serve.report.formatting import fmt_dur
 from symaffect.spec import (
     MODALITIES,
     QUADRANT_AXES,
@@ -86,7 +104,7 @@ from symaffect.stream.calibrate import (
     session_model_path,
 )
 from symaffect.stream.pipeline import Predictor
-from symaffect.stream.store import PredictionRow, SessionRow, SessionStore
+from symaffect.stream.store import PredictionRow, SessionRow, SessionStore, StripRow
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +124,29 @@ CSP = (
     "img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
+
+HISTORY_S = 30.0
+"""Stream time (s) of the quality history each badge shows."""
+SUMMARY_EVERY_S = 2.0
+"""Least time (s) between two computations of a stream's ``summary`` event."""
+MAX_STRIP_POINTS = 640
+"""Most samples per channel of a raw-signal strip sent to the page (decimated beyond)."""
+FLAG_WORDS = {
+    "flat": "flat signal (sensor off?)",
+    "nan": "missing values",
+    "dropped": "samples lost in transmission",
+    "gap": "samples lost in transmission",
+    "clipping": "signal saturated",
+    "partial": "some channels not recorded",
+    "no_prediction": "no estimate (every signal dropped)",
+}
+"""A modality's quality flag (:mod:`symaffect.stream.quality`) in a therapist's words."""
+STREAM_FLAG_WORDS = {
+    "stall": "the signal stream stopped",
+    "gap": "the signal stream stopped",
+    "calibration": "the listener's calibration could not be applied",
+}
+"""A quality row of the whole stream (modality ``"stream"``) in a therapist's words."""
 
 SessionId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Session id (1, 2, ...)")]
 SegmentId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="Segment id (1, 2, ...)")]
@@ -221,7 +262,67 @@ def dashboard_spec() -> dict[str, Any]:
         ],
         "threshold": QUADRANT_RULE.threshold,
         "neutral_band": QUADRANT_RULE.neutral_band,
+        "low_confidence": LOW_CONFIDENCE,
+        "history_s": HISTORY_S,
+        "flag_words": dict(FLAG_WORDS),
+        "stream_flag_words": dict(STREAM_FLAG_WORDS),
     }
+
+
+def session_modalities(session: SessionRow, predictions: Sequence[PredictionRow]) -> dict[str, Any]:
+    """The modalities a session's predictions should use (a prediction without one of them
+    dropped it).
+
+    The model's modalities (``session.meta["modalities"]`` when the streamer stored them)
+    minus ``session.meta["absent_modalities"]`` (not in the recording); otherwise the
+    modalities used by any prediction so far, the rule of the report's quality notes.
+
+    Returns
+    -------
+    dict
+        ``modalities`` (in :data:`~symaffect.spec.MODALITIES` order, then others),
+        ``source`` (``"model"`` or ``"seen"``: the page adds modalities seen later) and
+        ``absent``.
+    """
+    meta = session.meta or {}
+    absent = sorted(str(m) for m in (meta.get("absent_modalities") or []))
+    declared = meta.get("modalities")
+    if isinstance(declared, list) and declared:
+        mods, source = {str(m) for m in declared}, "model"
+    else:
+        mods, source = {m for p in predictions for m in p.modalities_used}, "seen"
+    mods -= set(absent)
+    order = [m for m in MODALITIES if m in mods] + sorted(mods - set(MODALITIES))
+    return {"modalities": order, "source": source, "absent": absent}
+
+
+def live_counts(data: ReportData) -> dict[str, Any]:
+    """The session's counts exactly as the report states them
+    (:func:`symaffect.serve.report.session_counts`), JSON-safe.
+
+    Returns
+    -------
+    dict
+        ``n_predictions``, ``n_no_prediction``, ``stream_seconds``, ``dropped`` and
+        ``dropped_share`` (per modality), ``low_confidence``, ``low_confidence_threshold``,
+        ``quadrant_counts``, ``quadrant_shares``, ``baseline`` (``start``, ``end``,
+        ``rule``; None without predictions), ``summary`` (the report's sentences) and the
+        report's other keys.
+    """
+    return _jsonable(session_counts(data))
+
+
+def strip_json(strip: StripRow, max_points: int = MAX_STRIP_POINTS) -> dict[str, Any]:
+    """A raw-signal strip for the page: :meth:`StripRow.to_dict` with at most ``max_points``
+    samples per channel (every k-th sample, ``sfreq`` divided by k: a display, not data)."""
+    out = strip.to_dict()
+    n = strip.values.shape[1]
+    k = max(1, math.ceil(n / max_points))
+    if k > 1:
+        out["values"] = [row[::k] for row in out["values"]]
+        out["sfreq"] = strip.sfreq / k
+        out["t"] = strip.t - (n - 1 - (n - 1) // k * k) / strip.sfreq  # time of the last kept sample
+    return out
 
 
 def _jsonable(obj: Any) -> Any:
@@ -540,7 +641,7 @@ def create_app(
         html = templates.get_template("index.html").render(
             sessions=sorted(sessions, key=lambda s: -s.id), session_id=session_id,
             modalities=list(MODALITIES), affect=dashboard_spec(), qs=qs, fmt_time=_fmt_time,
-            fmt_dur=_fmt_dur,
+            fmt_dur=fmt_dur, fmt_wall=_fmt_wall, confidence_explained=CONFIDENCE_EXPLAINED,
         )
         return HTMLResponse(html)
 
@@ -592,11 +693,18 @@ def create_app(
     def api_session(session_id: SessionId) -> dict[str, Any]:
         with stores.open() as store:
             ses = _session_or_404(store, session_id)
+            preds = store.predictions(session_id)
+            segs, qual = store.segments(session_id), store.quality(session_id)
+            ratings = store.segment_ratings(session_id)
             out = {
-                "session": ses.to_dict(), "segments": [g.to_dict() for g in store.segments(session_id)],
-                "quality": [q.to_dict() for q in store.quality(session_id)], "modalities": list(MODALITIES),
-                "ratings": [r.to_dict() for r in store.segment_ratings(session_id)],
+                "session": ses.to_dict(), "segments": [g.to_dict() for g in segs],
+                "quality": [q.to_dict() for q in qual], "modalities": list(MODALITIES),
+                "session_modalities": session_modalities(ses, preds),
+                "ratings": [r.to_dict() for r in ratings],
                 "calibration": _calibration_state(store, session_id), **_rated(store, session_id),
+                "summary": live_counts(build_report_data(ses, preds, segs, qual, ratings=ratings)),
+                "vitals": [v.to_dict() for v in store.latest_vitals(session_id)],
+                "strips": [strip_json(x) for x in store.strips(session_id)],
             }
         return _jsonable(out)
 
@@ -770,72 +878,108 @@ def _sse(event: str, data: Any, event_id: str | None = None) -> str:
 
 async def _event_stream(
     request: Request, stores: _Stores, session_id: int, since: float | None, *,
-    poll_s: float, max_s: float,
+    poll_s: float, max_s: float, summary_every_s: float = SUMMARY_EVERY_S,
 ) -> AsyncIterator[str]:
     """Poll the store and yield server-sent events.
 
-    Events: ``predictions`` (a list of new rows, ``id`` = the last ``t``), ``segments``
-    (the full list, when it changed), ``quality`` (new quality rows), ``ratings`` (the
-    listener's current segment ratings, when they changed), ``calibration`` (the
-    activation, when it changed), ``ended`` (once, when the session has an end time), and
-    comment heartbeats.
+    Events: ``predictions`` (a list of new rows, ``id`` = the last ``t``), ``session``
+    (the session row, with ``n_predictions`` and ``stream_seconds``, when it changed),
+    ``segments`` (the full list, when it changed), ``quality`` (new quality rows),
+    ``ratings`` (the listener's current segment ratings, when they changed),
+    ``calibration`` (the activation, when it changed), ``summary`` (:func:`live_counts`:
+    the report's counts, baseline and sentences; when the session changed, at most every
+    ``summary_every_s``), ``vitals`` (the latest value of each vital sign, when one
+    changed), ``strips`` (the raw-signal strips that changed, :func:`strip_json`),
+    ``ended`` (once, when the session has an end time), and comment heartbeats.
     """
 
-    def poll(last_t: float | None) -> tuple[list[PredictionRow], list[dict], list[dict], SessionRow, list[dict],
-                                            dict | None]:
+    def poll(last_t: float | None) -> dict[str, Any]:
         with stores.open() as store:
             act = store.active_calibration(session_id)
-            return (
-                _predictions_after(store, session_id, last_t),
-                [g.to_dict() for g in store.segments(session_id)],
-                [q.to_dict() for q in store.quality(session_id)],
-                store.session(session_id),
-                [r.to_dict() for r in store.segment_ratings(session_id)],
-                None if act is None else act.to_dict(),
+            return {
+                "preds": _predictions_after(store, session_id, last_t),
+                "segs": [g.to_dict() for g in store.segments(session_id)],
+                "qual": [q.to_dict() for q in store.quality(session_id)],
+                "ses": store.session(session_id),
+                "ratings": [r.to_dict() for r in store.segment_ratings(session_id)],
+                "act": None if act is None else act.to_dict(),
+                "vitals": store.latest_vitals(session_id),
+                "strips": {(x.modality, x.t): x for x in store.strips(session_id)},
+            }
+
+    def summary() -> dict[str, Any]:
+        with stores.open() as store:
+            ses = store.session(session_id)
+            data = build_report_data(
+                ses, store.predictions(session_id), store.segments(session_id), store.quality(session_id),
+                ratings=store.segment_ratings(session_id),
             )
+        return _jsonable(live_counts(data))
 
     last_t = since
-    seg_sig: str | None = None
-    rating_sig: str | None = None
-    act_sig: str | None = None
+    sigs: dict[str, str | None] = {"segs": None, "ratings": None, "act": None, "ses": None, "vitals": None,
+                                   "summary_in": None, "summary": None}
+    strip_keys: set[tuple[str, float]] = set()
     n_quality = None
     ended_sent = False
     t_open = time.monotonic()
     last_beat = t_open
+    last_summary = -math.inf
+
+    def changed(key: str, value: Any) -> bool:
+        sig = json.dumps(_jsonable(value), sort_keys=True)
+        if sig == sigs[key]:
+            return False
+        sigs[key] = sig
+        return True
+
     yield "retry: 2000\n\n"
     while time.monotonic() - t_open < max_s:
         if await request.is_disconnected():
             break
         try:
-            preds, segs, qual, ses, ratings, act = await run_in_threadpool(poll, last_t)
+            got = await run_in_threadpool(poll, last_t)
         except DataError as e:  # the session vanished or the store broke: tell and stop
             yield _sse("error", {"message": str(e)})
             break
+        preds, ses, qual = got["preds"], got["ses"], got["qual"]
         if preds:
             last_t = preds[-1].t
             yield _sse("predictions", [p.to_dict() for p in preds], event_id=repr(last_t))
-        sig = json.dumps(_jsonable(segs), sort_keys=True)
-        if sig != seg_sig:
-            seg_sig = sig
-            yield _sse("segments", segs)
-        sig = json.dumps(_jsonable(ratings), sort_keys=True)
-        if sig != rating_sig:
-            rating_sig = sig
-            yield _sse("ratings", ratings)
-        sig = json.dumps(_jsonable(act), sort_keys=True)
-        if sig != act_sig:
-            if act_sig is not None or act is not None:
-                yield _sse("calibration", act)
-            act_sig = sig
+        if changed("ses", ses.to_dict()):
+            yield _sse("session", ses.to_dict())
+        if changed("segs", got["segs"]):
+            yield _sse("segments", got["segs"])
+        if changed("ratings", got["ratings"]):
+            yield _sse("ratings", got["ratings"])
+        act_before = sigs["act"]
+        if changed("act", got["act"]) and (act_before is not None or got["act"] is not None):
+            yield _sse("calibration", got["act"])
         if n_quality is None or len(qual) != n_quality:
             new = qual if n_quality is None else qual[n_quality:]
             n_quality = len(qual)
             if new:
                 yield _sse("quality", new)
+        if changed("vitals", [v.to_dict() for v in got["vitals"]]) and got["vitals"]:
+            yield _sse("vitals", [v.to_dict() for v in got["vitals"]])
+        fresh = [x for key, x in got["strips"].items() if key not in strip_keys]
+        if fresh:
+            strip_keys = set(got["strips"])
+            yield _sse("strips", [strip_json(x) for x in fresh])
+        now = time.monotonic()
+        if now - last_summary >= summary_every_s and changed(
+                "summary_in", [ses.n_predictions, n_quality, ses.ended_at, sigs["segs"], sigs["ratings"]]):
+            last_summary = now
+            try:
+                counts = await run_in_threadpool(summary)
+            except DataError as e:
+                yield _sse("error", {"message": str(e)})
+                break
+            if changed("summary", counts):
+                yield _sse("summary", counts)
         if ses.ended_at is not None and not ended_sent:
             ended_sent = True
             yield _sse("ended", {"session_id": session_id, "ended_at": ses.ended_at})
-        now = time.monotonic()
         if now - last_beat > 10:
             last_beat = now
             yield ": ping\n\n"
@@ -859,13 +1003,14 @@ def _fmt_time(v: Any) -> str:
         return str(v)
 
 
-def _fmt_dur(start: Any, end: Any) -> str:
+def _fmt_wall(start: Any, end: Any) -> str:
+    """Wall-clock length of a session (``"live"`` while open), in the report's words."""
+    if end is None:
+        return "live"
     try:
-        s = float(end) - float(start)
+        return fmt_dur(float(end) - float(start))
     except (TypeError, ValueError):
-        return "live" if end is None else "—"
-    m, sec = divmod(int(max(s, 0)), 60)
-    return f"{m} min {sec:02d} s"
+        return "—"
 
 
 def serve(
