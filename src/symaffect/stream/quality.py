@@ -1,14 +1,28 @@
 """Signal quality per modality and window: what is flagged, and which modalities are dropped.
 
-Checks per channel on the *unfiltered* 128-Hz window (:class:`WindowBuffer` ``raw``):
+Checks per channel on the *unfiltered* 128-Hz window (:class:`WindowBuffer` ``raw``),
+computed on the samples actually received (``missing == 0``):
 
 * ``nan``      -- non-finite samples in the input (held at the last finite value);
 * ``dropped``  -- samples missing from a stream (timestamp gaps shorter than an outage);
 * ``gap``      -- a stream outage (no data for longer than the streamer's gap timeout);
-* ``flat``     -- standard deviation below ``flat_abs + flat_rel * |mean|`` (disconnected
-  or constant channel);
-* ``clipping`` -- more than ``clip_fraction`` of the samples sit at the window's minimum
-  or maximum (within ``1e-9`` of the range), with at least ``clip_min_run`` in a row.
+* ``flat``     -- the channel does not move: its standard deviation is below
+  ``flat_abs + flat_rel * |mean|`` over the window, **or** it stays constant (every step
+  within ``flat_abs + flat_run_rel * range``) for at least ``flat_run_s`` seconds in a
+  row anywhere in the window (a sensor that came off, a frozen stream). The detail says
+  for how long, e.g. ``"constant for 5.0 s"``.
+* ``clipping`` -- an amplifier or ADC saturating: the signal *repeatedly* hits one
+  ceiling (or floor) value, i.e. at least ``clip_min_runs`` separate plateaus of at least
+  ``clip_min_run`` identical samples at the window's maximum (or minimum), or more than
+  ``clip_fraction`` of the samples at the extreme in runs all shorter than
+  ``flat_run_s``. A single long stretch at one value is ``flat``, not ``clipping``;
+  when both apply (a saturating signal that also rests on the rail for a while) the
+  channel is reported ``clipping``, the more specific finding.
+
+The run-based checks (constant run, plateaus) are skipped for a coarsely quantised
+channel, one with fewer than ``min_levels`` quantisation steps between its minimum and
+maximum in the window (e.g. a 0.1-degree thermometer over 10 s): it sits on one value, and
+on its maximum, for long stretches legitimately. The whole-window check still applies.
 
 A modality with any channel flagged by one of these is **dropped** from that window's
 prediction (the model takes whole-modality masks only), and the prediction's confidence
@@ -16,6 +30,9 @@ falls with the fraction of modalities used. A modality with only some of its cha
 the recording is kept and flagged ``partial`` (informational; see
 :mod:`symaffect.stream.pipeline` for how the missing channels are filled).
 If every modality is dropped the hop has no prediction and one ``no_prediction`` row.
+
+Windows are taken at :data:`symaffect.spec.SFREQ` (128 Hz), which converts the
+thresholds in seconds into samples.
 """
 
 from __future__ import annotations
@@ -25,6 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from symaffect.spec import SFREQ
 from symaffect.stream.preprocess import MISSING_CODES
 
 DROP_FLAGS = ("nan", "dropped", "gap", "flat", "clipping")
@@ -60,20 +78,81 @@ class QualityFlag:
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Thresholds of the checks (see the module docstring)."""
+    """Thresholds of the checks (see the module docstring).
+
+    Parameters
+    ----------
+    flat_abs, flat_rel : float
+        Whole-window flatness: standard deviation at most ``flat_abs + flat_rel * |mean|``.
+    flat_run_s : float
+        Seconds a channel may stay constant before it is ``flat``.
+    flat_run_rel : float
+        Steps within ``flat_abs + flat_run_rel * range`` (range of the window) count as
+        "constant".
+    min_levels : int
+        The run-based checks need at least this many quantisation steps between the
+        window's minimum and maximum (coarsely quantised slow signals sit on one value, and
+        on their maximum, legitimately).
+    clip_fraction : float
+        Fraction of samples at the extreme above which short runs there mean ``clipping``.
+    clip_min_run : int
+        Samples in a row at the extreme that make a plateau (a clean peak touches its
+        maximum in one sample).
+    clip_min_runs : int
+        Separate plateaus at the same extreme that mean ``clipping``.
+    """
 
     flat_abs: float = 1e-10
     flat_rel: float = 1e-7
+    flat_run_s: float = 1.0
+    flat_run_rel: float = 1e-6
+    min_levels: int = 8
     clip_fraction: float = 0.1
-    clip_min_run: int = 16
+    clip_min_run: int = 2
+    clip_min_runs: int = 3
 
 
-def _longest_run(b: np.ndarray) -> int:
+def _runs(b: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a boolean vector."""
     if not b.any():
-        return 0
+        return np.zeros(0, dtype=np.int64)
     d = np.diff(np.concatenate([[0], b.astype(np.int8), [0]]))
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    return int((ends - starts).max())
+    return np.flatnonzero(d == -1) - np.flatnonzero(d == 1)
+
+
+def _longest_constant(x: np.ndarray, ok: np.ndarray, tol: float) -> int:
+    """Longest run of received samples that stay within ``tol`` of their neighbour."""
+    if x.size < 2:
+        return int(x.size)
+    same = (np.abs(np.diff(x)) <= tol) & ok[1:] & ok[:-1]
+    runs = _runs(same)
+    return int(runs.max()) + 1 if runs.size else 1
+
+
+def _levels(xs: np.ndarray, tol: float) -> float:
+    """Range of ``xs`` in units of the smallest gap above ``tol`` between its distinct
+    values (its quantisation step)."""
+    gaps = np.diff(np.unique(xs))
+    gaps = gaps[gaps > tol]
+    if not gaps.size:
+        return 0.0
+    return float((xs.max() - xs.min()) / gaps.min())
+
+
+def _clipping(x: np.ndarray, ok: np.ndarray, lo: float, hi: float, th: QualityThresholds,
+              flat_run: int) -> str | None:
+    """Detail of a clipping finding, or None."""
+    tol = 1e-9 * (hi - lo)
+    for name, at in (("max", x >= hi - tol), ("min", x <= lo + tol)):
+        at &= ok
+        runs = _runs(at)
+        plateaus = int(np.count_nonzero(runs >= th.clip_min_run))
+        frac = float(at.mean())
+        if plateaus >= th.clip_min_runs:
+            return f"{plateaus} plateaus at {name}, {100 * frac:.0f}% of samples"
+        if frac > th.clip_fraction and runs.size and runs.max() < flat_run:
+            return f"{100 * frac:.0f}% at {name} in {runs.size} short runs"
+    return None
 
 
 def channel_flags(
@@ -84,17 +163,20 @@ def channel_flags(
     Parameters
     ----------
     raw : ndarray, shape (C, T)
-        Unfiltered signal (missing samples already held).
+        Unfiltered signal at 128 Hz (missing samples already held).
     missing : ndarray of uint8, shape (C, T)
         :data:`symaffect.stream.preprocess.MISSING_CODES`.
+    thresholds : QualityThresholds
 
     Returns
     -------
     list (length C) of list of (flag, detail)
+        At most one of ``flat`` and ``clipping`` per channel.
     """
     out: list[list[tuple[str, str]]] = []
     th = thresholds
     n = raw.shape[1]
+    flat_run = max(2, round(th.flat_run_s * SFREQ))
     for c in range(raw.shape[0]):
         flags: list[tuple[str, str]] = []
         for code in (1, 2, 3):
@@ -103,20 +185,24 @@ def channel_flags(
                 flags.append((MISSING_CODES[code], f"{k}/{n} samples"))
         x = raw[c]
         ok = missing[c] == 0
-        xs = x[ok] if ok.any() else x
+        if not ok.any():  # nothing received: the missing codes say it all
+            ok = np.ones_like(ok)
+        xs = x[ok]
         sd = float(xs.std()) if xs.size > 1 else 0.0
         mu = float(xs.mean()) if xs.size else 0.0
+        lo, hi = (float(xs.min()), float(xs.max())) if xs.size else (0.0, 0.0)
+        tol = th.flat_abs + th.flat_run_rel * (hi - lo)
+        run = _longest_constant(x, ok, tol)
         if sd <= th.flat_abs + th.flat_rel * abs(mu):
-            flags.append(("flat", f"std {sd:.3g}"))
-        elif xs.size:
-            lo, hi = float(xs.min()), float(xs.max())
-            tol = 1e-9 * (hi - lo)
-            for name, at in (("max", x >= hi - tol), ("min", x <= lo + tol)):
-                at &= ok
-                frac = at.mean()
-                if frac > th.clip_fraction and _longest_run(at) >= th.clip_min_run:
-                    flags.append(("clipping", f"{100 * frac:.0f}% at {name}"))
-                    break
+            what = f"constant for {run / SFREQ:.1f} s" if run >= flat_run else f"std {sd:.3g}"
+            flags.append(("flat", what))
+            out.append(flags)
+            continue
+        clip = _clipping(x.copy(), ok, lo, hi, th, flat_run)
+        found = ("clipping", clip) if clip is not None else (
+            ("flat", f"constant for {run / SFREQ:.1f} s") if run >= flat_run else None)
+        if found is not None and _levels(xs, tol) >= th.min_levels:  # (only computed when needed)
+            flags.append(found)
         out.append(flags)
     return out
 
