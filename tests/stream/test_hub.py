@@ -104,6 +104,13 @@ def test_hub_sessions_equal_their_offline_predictions(run_dir, tmp_path, signals
                 assert a.modalities_used == b.modalities_used
                 assert a.valence == pytest.approx(b.expected["valence"], abs=1e-3)
             assert st.predictions == len(offline) and len(st.latencies_ms) == len(offline)
+            # vital signs (every 5 hops) and raw-signal strips (every 2) after the commits
+            vitals = store.vitals(st.session_id)
+            assert {v.name for v in vitals} >= {"heart_rate", "breathing_rate", "scr_rate", "ppg_quality"}
+            assert {v.t for v in vitals} <= {p.t for p in offline}
+            strips = store.strips(st.session_id)
+            assert {x.modality for x in strips} == {"eeg", "peripheral", "eog"}
+            assert all(x.values.shape[1] > 0 and x.t <= offline[-1].t for x in strips)
     assert any("eeg" not in p.modalities_used for p in predict_recording(pr, recs[1]))
     assert rounds.hops == sum(s.predictions for s in stats)
     if batched:

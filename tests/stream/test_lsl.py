@@ -247,3 +247,53 @@ def test_network_markers_are_checked(payload, expected):
 
 def test_long_track_names_are_cut():
     assert len(parse_marker("x" * 10_000, 0.0)[1]) == MAX_TRACK_CHARS
+
+
+QUIET_SCRIPT = """
+import logging, sys, threading
+import numpy as np
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+from symaffect.stream.lsl import replay, run_stream
+from symaffect.stream.recording import deap_recording
+run, db, name = sys.argv[1:4]
+rng = np.random.default_rng(0)
+rec = deap_recording(rng.standard_normal((40, 128 * 4)) * 10)
+# 1) a replay that ends normally while the session keeps listening
+stop = threading.Event()
+th = threading.Thread(target=replay, args=(rec,), kwargs=dict(name=name, speed=4, linger=0.5), daemon=True)
+th.start()
+threading.Timer(12, stop.set).start()
+run_stream(run, source=name, db=db, handle_signals=False, publish=None, stop=stop, resolve_timeout=20)
+# 2) a replay cut off halfway (no end marker): a real outage
+stop2, cut = threading.Event(), threading.Event()
+th = threading.Thread(target=replay, args=(rec,), kwargs=dict(name=name + "b", speed=1, stop=cut, linger=0),
+                      daemon=True)
+th.start()
+threading.Timer(4.5, cut.set).start()
+threading.Timer(12, stop2.set).start()
+run_stream(run, source=name + "b", db=db, handle_signals=False, publish=None, stop=stop2, resolve_timeout=20)
+print("done")
+"""
+
+
+def test_liblsl_messages_stay_quiet_and_an_outage_is_told_once(run_dir, tmp_path):
+    """The normal end of a replay prints nothing alarming (liblsl's "ERR| Stream
+    transmission broke off" is kept out); a real outage is one plain sentence."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LSLAPICFG", "SYMAFFECT_LIBLSL_LOG")}
+    db = tmp_path / "s.db"
+    out = subprocess.run([sys.executable, "-c", QUIET_SCRIPT, str(run_dir), str(db), _name()],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "done" in out.stdout
+    assert "ERR" not in out.stderr and "broke off" not in out.stderr, out.stderr[-2000:]
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    stopped = [ln for ln in lines if "stopped at" in ln]
+    assert len(stopped) == 1 and stopped[0].startswith("WARNING The signal stream ") and \
+        "reconnecting as soon as it is back" in stopped[0], lines
+    assert all(ln.startswith("WARNING") for ln in lines), lines  # nothing else printed
+    with SessionStore(db) as store:
+        first, second = store.sessions()[::-1]
+        flags1 = [(q.modality, q.flag) for q in store.quality(first.id)]
+        flags2 = [(q.modality, q.flag) for q in store.quality(second.id)]
+    assert ("stream", "ended") in flags1 and ("stream", "gap") not in flags1  # a normal end
+    assert flags2.count(("stream", "gap")) == 1  # the outage, once

@@ -145,6 +145,7 @@ STREAM_FLAG_WORDS = {
     "stall": "the signal stream stopped",
     "gap": "the signal stream stopped",
     "calibration": "the listener's calibration could not be applied",
+    "ended": "the replay finished",
 }
 """A quality row of the whole stream (modality ``"stream"``) in a therapist's words."""
 

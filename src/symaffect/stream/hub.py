@@ -12,7 +12,9 @@ A clinic runs several rooms at once. :class:`SessionHub` runs any number of
    one loaded model, :meth:`Predictor.share`), each session keeping its own calibration;
 3. the round's hops of every session are stored in one transaction
    (:meth:`SessionStore.batch`), then counted (latency = clock after the commit minus
-   the timestamp of the window's last sample) and published.
+   the timestamp of the window's last sample) and published;
+4. then, off the latency path, the vital signs and signal strips that are due
+   (:meth:`LiveSession.update_signals`; sessions take turns).
 
 ``batched=False`` predicts every hop with its own model call (the one-call-per-session
 design), for comparison: everything else is the same.
@@ -161,3 +163,5 @@ class SessionHub:
             stored = {s: s.store_hops(rs) for s, rs in results.items()}
         for s, st in stored.items():
             s.published(st)
+        for s, rs in results.items():  # after every session's hops are out: off the latency path
+            s.update_signals(rs)

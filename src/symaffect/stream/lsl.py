@@ -26,6 +26,13 @@ would hold ``speed`` times fewer real seconds, so both ends scale them by the sp
 (:data:`BUFFER_SECONDS` of wall time at any speed): a consumer that falls behind on a
 loaded machine catches up instead of losing samples.
 
+liblsl's log: liblsl prints its own messages to stderr, among them "ERR| Stream
+transmission broke off ... re-connecting" at every normal end of a stream, which alarms
+a user for nothing. :func:`lsl` points liblsl at :data:`QUIET_CONFIG` (fatal errors only)
+before it is first loaded, unless ``LSLAPICFG`` names the user's own configuration or
+``SYMAFFECT_LIBLSL_LOG=1``. Outages are detected and reported by the session itself, once,
+in plain words (:mod:`symaffect.stream.session`).
+
 Reconnection: when the outlet is gone (liblsl reports the inlet lost, or the stream no
 longer resolves) the session asks :meth:`LslConnection.reopen`, which resolves again with
 backoff (0.5 s doubling to 5 s) until the stream is back or the session is stopped.
@@ -40,6 +47,7 @@ import io
 import json
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -51,6 +59,7 @@ import numpy as np
 
 from symaffect._io import read_text
 from symaffect.errors import DataError
+from symaffect.extras import require
 from symaffect.spec import QUADRANT_CODES
 from symaffect.stream.channel_map import ChannelMap, load_channel_map
 from symaffect.stream.hub import RoundStats, SessionHub
@@ -71,6 +80,29 @@ PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant",
 """Channels of the ``symaffect-predictions`` outlet (quadrant 1-4 for Q1..Q4, 5 Neutral, 0 = none; NaN ratings
 when a hop has no prediction)."""
 
+
+QUIET_CONFIG = Path(__file__).with_name("liblsl_quiet.cfg")
+"""liblsl configuration that keeps liblsl's own log to fatal errors."""
+
+LIBLSL_LOG_ENV = "SYMAFFECT_LIBLSL_LOG"
+"""Set to ``1`` to keep liblsl's own log (for debugging a network)."""
+
+
+def lsl():
+    """``mne_lsl.lsl``, loaded with liblsl's own log quiet (see the module docstring).
+
+    Raises
+    ------
+    MissingExtra
+        mne-lsl is not installed (the ``live`` extra).
+    """
+    if "LSLAPICFG" not in os.environ and os.environ.get(LIBLSL_LOG_ENV, "") != "1":
+        os.environ["LSLAPICFG"] = str(QUIET_CONFIG)
+    return require("mne_lsl.lsl", "LSL streaming")
+
+
+LOST_CHECK_S = 0.2
+"""A non-blocking poll pulls (and so notices a lost outlet) at least this often (s)."""
 
 POLL_STEP_S = 0.002
 """Sleep between non-blocking pulls while no sample is ready (s)."""
@@ -136,6 +168,7 @@ def replay(
     settle: float = 1.0,
     send_eof: bool = True,
     linger: float = 3.0,
+    start_clock: float | None = None,
 ) -> int:
     """Play a recording as an LSL stream (blocking until done or ``stop`` is set).
 
@@ -165,14 +198,17 @@ def replay(
         Send an ``eof`` marker (with the sample count) at the end.
     linger : float
         Seconds to keep the outlets open after the last sample.
+    start_clock : float or None
+        Push the first sample at this LSL ``local_clock()`` time (after the consumer
+        wait), so that several replays run in step or at chosen phases; None: at once.
 
     Returns
     -------
     int
         Samples pushed.
     """
-    from mne_lsl.lsl import StreamInfo, StreamOutlet, local_clock
-
+    pylsl = lsl()
+    StreamInfo, StreamOutlet, local_clock = pylsl.StreamInfo, pylsl.StreamOutlet, pylsl.local_clock
     if speed <= 0:
         raise DataError("speed", f"must be positive, got {speed}")
     source_id = source_id or uuid.uuid4().hex
@@ -205,6 +241,9 @@ def replay(
     ev = 0
     while ev < len(events) and events[ev][0] < i0:
         ev += 1
+    if start_clock is not None:
+        stop.wait(max(0.0, start_clock - local_clock()))
+        t0 = max(t0, start_clock)
     pushed = 0
     for a in range(i0, n, step):
         if stop.is_set():
@@ -482,12 +521,11 @@ class PredictionOutlet:
     """
 
     def __init__(self, name: str, source: str):
-        from mne_lsl.lsl import StreamInfo, StreamOutlet
-
-        info = StreamInfo(name, "Affect", len(PREDICTION_CHANNELS), 0.0, "float32",
+        pylsl = lsl()
+        info = pylsl.StreamInfo(name, "Affect", len(PREDICTION_CHANNELS), 0.0, "float32",
                           f"symaffect-{source}-{uuid.uuid4().hex[:8]}")
         info.set_channel_names(list(PREDICTION_CHANNELS))
-        self._outlet = StreamOutlet(info)
+        self._outlet = pylsl.StreamOutlet(info)
 
     def push(self, h: HopResult) -> None:
         """Publish one hop (NaN ratings, confidence and quadrant 0 when it has no prediction)."""
@@ -548,6 +586,7 @@ class LslConnection:
         self.last_wall = time.monotonic()
         self.lost = False
         self._checked = 0.0
+        self._pulled = 0.0
 
     @classmethod
     def open(cls, source: str, cmap: ChannelMap, *, timeout: float | None, stop: threading.Event,
@@ -571,8 +610,8 @@ class LslConnection:
             An irregular stream, no mapped channel, or other channels or rate than
             ``expect``.
         """
-        from mne_lsl.lsl import StreamInlet, resolve_streams
-
+        pylsl = lsl()
+        StreamInlet, resolve_streams = pylsl.StreamInlet, pylsl.resolve_streams
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.5
         while not stop.is_set():
@@ -630,22 +669,18 @@ class LslConnection:
 
     def alive(self) -> bool:
         """Whether the outlet still answers a resolve query (checked at most once a second)."""
-        from mne_lsl.lsl import resolve_streams
-
         now = time.monotonic()
         if now - self._checked < 1.0:
             return True
         self._checked = now
         try:
-            return bool(resolve_streams(timeout=0.5, name=self.source, source_id=self.source_id))
+            return bool(lsl().resolve_streams(timeout=0.5, name=self.source, source_id=self.source_id))
         except Exception:  # noqa: BLE001
             return True
 
     def clock(self) -> float:
         """Now, on LSL's clock (the clock of the timestamps)."""
-        from mne_lsl.lsl import local_clock
-
-        return local_clock()
+        return lsl().local_clock()
 
     def poll(self, timeout: float) -> list[tuple[np.ndarray, np.ndarray]]:
         """Chunks ``(data (n, C) float64, timestamps (n,))`` that arrived (waits up to
@@ -660,6 +695,10 @@ class LslConnection:
         deadline = time.monotonic() + timeout
         while True:
             try:
+                if (not out and timeout <= 0 and time.monotonic() - self._pulled < LOST_CHECK_S
+                        and not self.inlet.samples_available):
+                    break  # nothing buffered: a tenth of the cost of an empty pull
+                self._pulled = time.monotonic()  # a pull also finds out that the outlet is gone
                 data, ts = self.inlet.pull_chunk(timeout=0.0, max_samples=4096)
             except Exception:  # noqa: BLE001 - LostError: the outlet is gone
                 self.lost = True
@@ -684,6 +723,8 @@ class LslConnection:
         if self.marker_inlet is None:
             return []
         try:
+            if not self.marker_inlet.samples_available:
+                return []
             data, ts = self.marker_inlet.pull_chunk(timeout=0.0)
         except Exception:  # noqa: BLE001 - lost marker stream: ignore, data goes on
             return []

@@ -394,11 +394,16 @@ class HopResult:
         None when every modality was dropped.
     quality : list of QualityFlag
         Flags that dropped a modality, and ``no_prediction`` (for the session store).
+    raw, missing : ndarray, shape (C, T), or None
+        The window's unfiltered signal and missing-sample codes (the live session
+        computes vital signs and signal strips from them).
     """
 
     t: float
     prediction: Prediction | None
     quality: list[QualityFlag] = field(default_factory=list)
+    raw: np.ndarray | None = field(default=None, repr=False, compare=False)
+    missing: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -417,10 +422,12 @@ class PendingHop:
     t: float
     window: WindowInput | None
     quality: list[QualityFlag] = field(default_factory=list)
+    raw: np.ndarray | None = field(default=None, repr=False)
+    missing: np.ndarray | None = field(default=None, repr=False)
 
     def finish(self, prediction: Prediction | None) -> HopResult:
         """The hop's result, with the prediction of :attr:`window` (None without one)."""
-        return HopResult(self.t, prediction, self.quality)
+        return HopResult(self.t, prediction, self.quality, self.raw, self.missing)
 
 
 class SessionPipeline:
@@ -549,7 +556,7 @@ class SessionPipeline:
         if not use:
             why = "; ".join(f"{f.modality} {f.flag}" for f in flags if f.drops) or "no usable modality"
             q = [f for f in flags if f.drops] + [QualityFlag("all", "no_prediction", why)]
-            return PendingHop(t, None, q)
+            return PendingHop(t, None, q, raw, miss)
         x = {}
         coverage = 0.0
         for m in use:
@@ -564,7 +571,7 @@ class SessionPipeline:
             coverage += len(slots) / spec.n_chans
         coverage /= len(self.predictor.modalities)
         all_flags = [str(f) for f in flags] + [str(f) for f in info_flags if f.modality in use]
-        return PendingHop(t, WindowInput(x, t, tuple(all_flags), coverage), [f for f in flags if f.drops])
+        return PendingHop(t, WindowInput(x, t, tuple(all_flags), coverage), [f for f in flags if f.drops], raw, miss)
 
 
 def run_recording(

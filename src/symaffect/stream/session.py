@@ -56,6 +56,7 @@ import numpy as np
 from symaffect.errors import DataError
 from symaffect.models.calibration import Calibration
 from symaffect.spec import SFREQ
+from symaffect.stream.physio import signal_strips, window_vitals
 from symaffect.stream.pipeline import HopResult, PendingHop, Predictor, SessionPipeline
 from symaffect.stream.store import SessionStore
 
@@ -130,6 +131,12 @@ class StreamStats:
     cpu_seconds: float = 0.0
 
 
+def _clock(t: float) -> str:
+    """Stream time as ``m:ss``."""
+    m, sec = divmod(int(round(max(t, 0.0))), 60)
+    return f"{m}:{sec:02d}"
+
+
 def parse_marker(payload: object, default_t: float) -> tuple[str, str, float, int | None] | None:
     """Check one marker received over the network: ``(event, track, t, n_samples)`` or None.
 
@@ -199,6 +206,13 @@ class LiveSession:
         Stop once an ``eof`` marker says every sample has arrived.
     stop : threading.Event or None
         Set it to end the session.
+    vitals_every, strips_every : float or None
+        Seconds of stream time between vital-sign updates (:func:`physio.window_vitals`:
+        heart rate, PPG quality, breathing rate, skin conductance, SCRs, temperature, each
+        with its plausibility) and raw-signal strip updates (:func:`physio.signal_strips`),
+        computed from the hop's unfiltered window after its prediction is committed (off
+        the latency path); None: never. Sessions take turns (the phase depends on the
+        session id), so that many sessions started together do not compute them at once.
 
     Attributes
     ----------
@@ -226,6 +240,8 @@ class LiveSession:
         max_seconds: float | None = None,
         stop_at_eof: bool = False,
         stop: threading.Event | None = None,
+        vitals_every: float | None = 5.0,
+        strips_every: float | None = 2.0,
     ):
         self.pipe = SessionPipeline(predictor, conn.ch_names, conn.sfreq, hop=hop, window=window)
         self.predictor = predictor
@@ -236,6 +252,7 @@ class LiveSession:
                   "absent_modalities": self.pipe.absent, "partial_modalities": self.pipe.partial,
                   "channel_notes": conn.notes, "model_path": str(predictor.base_path),
                   "model_sha256": predictor.digest, "model_label": predictor.model_label,
+                  "modalities": list(predictor.modalities),
                   "task_set": predictor.task_set},
         )
         self.activation_id: int | None = None
@@ -258,6 +275,9 @@ class LiveSession:
         self.eof_samples: int | None = None
         self.stalled = False
         self._pending: list[PendingHop] = []
+        self.hop = hop
+        self.vitals_every = None if vitals_every is None else max(1, int(round(vitals_every / hop)))
+        self.strips_every = None if strips_every is None else max(1, int(round(strips_every / hop)))
         self.blocking_outage = True  # a SessionHub handles outages in the background
         self._outage_thread: threading.Thread | None = None
         self._outage_result = True
@@ -333,10 +353,26 @@ class LiveSession:
         return out
 
     def commit(self, results: Sequence[HopResult]) -> None:
-        """Store the predicted hops (one transaction), then count and publish them."""
+        """Store the predicted hops (one transaction), count and publish them, then update
+        the vital signs and signal strips that are due."""
         with self.store.batch():
             stored = self.store_hops(results)
         self.published(stored)
+        self.update_signals(results)
+
+    def update_signals(self, results: Sequence[HopResult]) -> None:
+        """Compute and store the vital signs and raw-signal strips due at these hops (every
+        ``vitals_every`` / ``strips_every``; a hop without its window is skipped)."""
+        for h in results:
+            if h.raw is None:
+                continue
+            k = int(round((h.t - self.predictor.window_seconds) / self.hop)) + self.sid
+            if self.vitals_every is not None and k % self.vitals_every == 0:
+                self.store.add_vitals(self.sid, h.t, window_vitals(h.raw, self.pipe.ch_names, h.missing,
+                                                                   sfreq=SFREQ))
+            if self.strips_every is not None and k % self.strips_every == 0:
+                self.store.set_strips(self.sid, h.t, signal_strips(h.raw, self.pipe.ch_names, self.pipe.groups,
+                                                                   sfreq=SFREQ))
 
     def end(self) -> StreamStats:
         """Close the open segments and end the session in the store; the final stats."""
@@ -366,18 +402,27 @@ class LiveSession:
         """
         if self.stop_at_eof and self.eof_samples is not None:
             missing = self.eof_samples - self.stats.samples
-            log.warning("stream %s ended after %d of %d samples", self.source, self.stats.samples, self.eof_samples)
+            log.warning("The replay %s ended after %d of its %d samples; %d never arrived.", self.source,
+                        self.stats.samples, self.eof_samples, missing)
             self.store.add_quality(self.sid, self.pipe.t, "stream", "gap",
                                    f"replay ended; {missing} samples never arrived")
             return False
         if not self.conn.lost and self.conn.alive():  # silent but present: keep it (no sample is lost)
             if not self.stalled:
-                log.warning("stream %s: no data for %.1f s; waiting", self.source, self.gap_timeout)
+                log.warning("No signal from %s for %g s: waiting for it (the session goes on).",
+                            self.source, self.gap_timeout)
                 self.store.add_quality(self.sid, self.pipe.t, "stream", "stall", f"no data for {self.gap_timeout:g} s")
                 self.stalled = True
             return True
-        log.warning("stream %s: lost; reconnecting", self.source)
-        self.store.add_quality(self.sid, self.pipe.t, "stream", "gap", "stream lost; reconnecting")
+        if self.eof_samples is not None and self.stats.samples >= self.eof_samples:
+            # a replay that sent every sample and closed: its normal end, not an outage
+            log.info("%s: the replay finished (all %d samples received); waiting in case it starts again.",
+                     self.source, self.stats.samples)
+            self.store.add_quality(self.sid, self.pipe.t, "stream", "ended", "the replay finished")
+        else:
+            log.warning("The signal stream %s stopped at %s; reconnecting as soon as it is back "
+                        "(everything stored so far is kept).", self.source, _clock(self.pipe.t))
+            self.store.add_quality(self.sid, self.pipe.t, "stream", "gap", "stream lost; reconnecting")
         self.conn.close()
         self.conn = self.conn.reopen(self.stop)
         if self.conn is None:
