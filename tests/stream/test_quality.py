@@ -128,3 +128,38 @@ def test_real_recordings_are_not_flagged(real_dir, path, column):
     x = resample_poly(pd.read_csv(f)[column].to_numpy(), 32, 25, padtype="line")  # 100 -> 128 Hz
     found = [flag for s in range(0, x.size - N, N // 2) for flag in _flags(x[s:s + N])]
     assert found == []
+
+
+def test_the_vectorised_prefilter_never_hides_a_flag(monkeypatch):
+    """channel_flags runs the exact per-channel checks only on the channels _suspects picks:
+    over windows of every kind (constant stretches, saturation, missing samples, coarse
+    quantisation, constants, tiny noise) the flags equal those of checking every channel."""
+    from symaffect.stream import quality as q
+
+    rng = np.random.default_rng(0)
+    windows = []
+    for _ in range(150):
+        x = rng.standard_normal((8, 1280)) * rng.choice([1e-12, 1.0, 100.0], size=(8, 1))
+        miss = np.zeros(x.shape, np.uint8)
+        for c in range(8):
+            kind = int(rng.integers(0, 7))
+            a = int(rng.integers(0, 1000))
+            b = a + int(rng.integers(2, 280))
+            if kind == 1:
+                x[c, a:b] = x[c, a]
+            elif kind == 2:
+                x[c] = np.clip(x[c], -0.5, 0.5)
+            elif kind == 3:
+                miss[c, a:b] = rng.integers(1, 4)
+            elif kind == 4:
+                x[c] = np.round(x[c] * 2) / 2
+            elif kind == 5:
+                x[c] = np.clip(2 * np.sin(np.arange(1280) / 3), -1, 1)
+            elif kind == 6:
+                x[c] = 5.0
+        windows.append((x, miss))
+    fast = [q.channel_flags(x, m) for x, m in windows]
+    monkeypatch.setattr(q, "_suspects", lambda raw, *a: np.ones(raw.shape[0], bool))
+    exact = [q.channel_flags(x, m) for x, m in windows]
+    assert fast == exact
+    assert sum(bool(f) for w in exact for f in w) > 300  # the windows do carry flags

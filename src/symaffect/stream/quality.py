@@ -155,6 +155,39 @@ def _clipping(x: np.ndarray, ok: np.ndarray, lo: float, hi: float, th: QualityTh
     return None
 
 
+def _longest_true(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a boolean (C, N) array: the length of the run of True ending at each
+    position (0 where False), and the longest run."""
+    n = b.shape[1]
+    idx = np.arange(n)
+    last_false = np.maximum.accumulate(np.where(b, -1, idx), axis=1)
+    ending = np.where(b, idx - last_false, 0)
+    return ending, ending.max(axis=1, initial=0)
+
+
+def _suspects(raw: np.ndarray, missing: np.ndarray, th: QualityThresholds, flat_run: int) -> np.ndarray:
+    """Channels that may carry a flag, for all channels at once (C,): a superset of the
+    channels :func:`channel_flags` flags, so that the exact per-channel checks run only
+    where something may be wrong (the common clean window costs a few array passes)."""
+    ok = missing == 0
+    sus = ~ok.all(axis=1)  # missing codes, or a window with nothing received: the exact path
+    x = raw
+    mu = x.mean(axis=1)
+    sd = x.std(axis=1)
+    lo, hi = x.min(axis=1), x.max(axis=1)
+    sus |= sd <= th.flat_abs + th.flat_rel * np.abs(mu)
+    tol = th.flat_abs + th.flat_run_rel * (hi - lo)
+    _, longest = _longest_true(np.abs(np.diff(x, axis=1)) <= tol[:, None])
+    sus |= longest + 1 >= flat_run
+    ctol = (1e-9 * (hi - lo))[:, None]
+    for at in (x >= hi[:, None] - ctol, x <= lo[:, None] + ctol):
+        ending, longest = _longest_true(at)
+        plateaus = np.count_nonzero(ending == th.clip_min_run, axis=1)
+        sus |= plateaus >= th.clip_min_runs
+        sus |= (at.mean(axis=1) > th.clip_fraction) & (longest < flat_run)
+    return sus
+
+
 def channel_flags(
     raw: np.ndarray, missing: np.ndarray, *, thresholds: QualityThresholds = QualityThresholds()
 ) -> list[list[tuple[str, str]]]:
@@ -177,8 +210,12 @@ def channel_flags(
     th = thresholds
     n = raw.shape[1]
     flat_run = max(2, round(th.flat_run_s * SFREQ))
+    suspects = _suspects(raw, missing, th, flat_run) if n > 1 else np.ones(raw.shape[0], bool)
     for c in range(raw.shape[0]):
         flags: list[tuple[str, str]] = []
+        if not suspects[c]:
+            out.append(flags)
+            continue
         for code in (1, 2, 3):
             k = int(np.count_nonzero(missing[c] == code))
             if k:
