@@ -14,8 +14,9 @@ Run: ``.venv/bin/python benchmarks/bench_stream.py [--hours 1] [--speed 30] [--s
    published on LSL), for ``--seconds`` of stream time each. Two designs, in the same
    run, on the same streams: ``batched`` (the hops that fall due in a round are predicted
    in one forward pass, at most ``--max-batch`` windows) and ``per-call`` (one model call
-   per hop). Two start patterns: ``staggered`` (session i starts i/N s after the first:
-   hops fall due spread over the second, as rooms that started at different times) and
+   per hop). Two start patterns: ``staggered`` (each session starts at a random phase
+   within one second, seeded: hops fall due spread over the second, sometimes a few
+   together, as rooms that started at different times) and
    ``aligned`` (every session starts at the same instant: every hop of every session
    falls due together, the worst case). A session keeps up if it stored every hop with a
    p99 latency under one hop.
@@ -120,24 +121,49 @@ def accelerated(run: Path, db: Path, hours: float, speed: float) -> dict:
 
 
 REPLAYER = """
-import json, sys, threading
+import gc, heapq, json, sys, time
 import numpy as np
-from mne_lsl.lsl import local_clock
-from symaffect.stream.lsl import replay
-from symaffect.stream.recording import deap_recording
+from symaffect.stream.lsl import SPEED_KEY, lsl, marker_name
+pylsl = lsl()  # liblsl with symaffect's configuration, as the library's own replay uses
+StreamInfo, StreamOutlet, local_clock = pylsl.StreamInfo, pylsl.StreamOutlet, pylsl.local_clock
+from symaffect.spec import DEAP_CHANNELS
+# One thread pushes every stream (32 Python threads, each with its own timer, and this
+# process's garbage collector made the replays themselves late by tens of ms every ~16 s).
 cfg = json.loads(sys.argv[1])
-start = local_clock() + cfg["lead"]
-threads = []
+fs, step = 128, 8  # chunks of 1/16 s, stamped like symaffect.stream.lsl.replay
+n = int(cfg["seconds"] * fs)
+outs, marks, data = [], [], []
 for i, name in enumerate(cfg["names"]):
+    info = StreamInfo(name, "EXG", 40, fs, "float32", name)
+    info.set_channel_names(list(DEAP_CHANNELS))
+    info.desc.append_child_value(SPEED_KEY, "1.0")
+    outs.append(StreamOutlet(info, chunk_size=step, max_buffered=360))
+    minfo = StreamInfo(marker_name(name), "Markers", 1, 0.0, "string", name + "-markers")
+    minfo.desc.append_child_value(SPEED_KEY, "1.0")
+    marks.append(StreamOutlet(minfo))
     rng = np.random.default_rng(i + 1)
-    rec = deap_recording(rng.standard_normal((40, int(cfg["seconds"] * 128)), dtype=np.float32))
-    th = threading.Thread(target=replay, args=(rec,), kwargs=dict(
-        name=name, speed=1.0, chunk_seconds=1 / 16, wait_for_consumer=cfg["lead"], settle=0.5,
-        start_clock=start + cfg["offsets"][i]), daemon=True)
-    th.start()
-    threads.append(th)
-for th in threads:
-    th.join()
+    data.append(np.ascontiguousarray(rng.standard_normal((n, 40), dtype=np.float32)))
+t_end = time.monotonic() + cfg["lead"]
+while time.monotonic() < t_end and not all(o.has_consumers for o in outs):
+    time.sleep(0.05)
+start = local_clock() + max(1.0, t_end - time.monotonic())
+gc.collect()
+gc.freeze()
+heap = [(start + cfg["offsets"][i] + step / fs, i, 0) for i in range(len(outs))]
+heapq.heapify(heap)
+while heap:
+    due, i, a = heapq.heappop(heap)
+    wait = due - local_clock()
+    if wait > 0:
+        time.sleep(wait)
+    b = min(a + step, n)
+    t0 = start + cfg["offsets"][i]
+    outs[i].push_chunk(data[i][a:b], timestamp=t0 + np.arange(a + 1, b + 1) / fs)
+    if b < n:
+        heapq.heappush(heap, (t0 + (b + step) / fs, i, b))
+    else:
+        marks[i].push_sample([json.dumps({"event": "eof", "n_samples": n, "t": n / fs})])
+time.sleep(3)
 """
 
 HUB = """
@@ -147,7 +173,7 @@ cfg = json.loads(sys.argv[1])
 wall = time.monotonic()
 stats, rounds = run_streams(cfg["run"], sources=cfg["names"], db=cfg["db"], stop_at_eof=True,
                             handle_signals=True, publish=True, resolve_timeout=60, num_threads=1,
-                            batched=cfg["batched"], max_batch=cfg["max_batch"])
+                            batched=cfg["batched"], max_batch=cfg["max_batch"], gap_timeout=cfg["gap_timeout"])
 json.dump({"sessions": [{"hops": s.hops, "predictions": s.predictions, "stream_seconds": s.stream_seconds,
                          "latencies_ms": s.latencies_ms, "reconnects": s.reconnects} for s in stats],
            "cpu_seconds": time.process_time(), "rounds": rounds.rounds, "forward_passes": rounds.forward_passes,
@@ -156,13 +182,15 @@ json.dump({"sessions": [{"hops": s.hops, "predictions": s.predictions, "stream_s
 
 
 def hub_run(run: Path, db: Path, n: int, seconds: float, *, batched: bool, aligned: bool, max_batch: int) -> dict:
-    """One hub process monitoring ``n`` real-time replays (one replayer process)."""
+    """One hub process monitoring ``n`` real-time replays (one replayer process, one thread)."""
     names = [f"bench-{uuid.uuid4().hex[:8]}" for _ in range(n)]
-    offsets = [0.0] * n if aligned else [i / n for i in range(n)]
+    offsets = [0.0] * n if aligned else np.random.default_rng(0).uniform(0, 1, n).tolist()
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     lead = 25.0  # seconds for the hub to connect to every stream before the first sample
+    # the streams are silent until their common start: not an outage (gap_timeout beyond the lead)
     hub = subprocess.Popen([sys.executable, "-c", HUB, json.dumps(
-        {"run": str(run), "names": names, "db": str(db), "batched": batched, "max_batch": max_batch})],
+        {"run": str(run), "names": names, "db": str(db), "batched": batched, "max_batch": max_batch,
+         "gap_timeout": lead + 5})],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
     player = subprocess.Popen([sys.executable, "-c", REPLAYER, json.dumps(
         {"names": names, "seconds": seconds, "offsets": offsets, "lead": lead})],
@@ -230,9 +258,10 @@ def main() -> None:
         "",
         "One hub process (one thread, one shared model, one shared store) and one replayer process. "
         "`batched`: the hops due in a round share one forward pass (at most "
-        f"{args.max_batch}); `per-call`: one model call per hop, all else equal. `staggered`: session i starts "
-        f"i/{args.sessions} s after the first; `aligned`: all start together (every hop of every session falls "
-        "due at once).",
+        f"{args.max_batch}); `per-call`: one model call per hop, all else equal. `staggered`: each session "
+        "starts at a random phase within one second (seeded); `aligned`: all start together (every hop of every "
+        "session falls due at once). Vital signs (every 5 s) and signal strips (every 2 s) are computed and "
+        "stored for every session too.",
         "",
         "| start | design | sessions kept up | hops stored / expected | p50 (ms) | p99 (ms) | max (ms) | "
         "CPU per session (% of one core) | forward passes | mean / largest batch |",

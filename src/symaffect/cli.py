@@ -718,35 +718,59 @@ def replay_cmd(
 
 @app.command("stream")
 def stream_cmd(
-    source: Annotated[str, typer.Option(help="Name of the LSL stream to monitor.")],
+    source: Annotated[list[str], typer.Option(
+        help="Name of the LSL stream to monitor; repeat it to monitor several from one process "
+             "(one shared model, hops batched across sessions).")],
     run: Annotated[Path, typer.Option(help="Training run folder or checkpoint.")],
     db: Annotated[Optional[Path], typer.Option(help="Session store; default $SYMAFFECT_HOME/sessions.db.")] = None,
-    participant: Annotated[str, typer.Option(help="Participant pseudonym.")] = "anonymous",
+    participant: Annotated[Optional[list[str]], typer.Option(
+        help="Participant pseudonym; with several --source, one per source in the same order.")] = None,
     hop: Annotated[float, typer.Option(
         callback=POSITIVE_SECONDS, help="Seconds of stream time between predictions.")] = 1.0,
     window: Annotated[Optional[float], typer.Option(
         callback=POSITIVE_SECONDS, help="Window seconds (default: the model's).")] = None,
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
-    publish: Annotated[str, typer.Option(help="LSL outlet name for predictions ('' = none).")] = "symaffect-predictions",
+    publish: Annotated[str, typer.Option(
+        help="LSL outlet name for predictions ('' = none); with several sources, NAME-<source>.")
+    ] = "symaffect-predictions",
     max_seconds: Annotated[Optional[float], typer.Option(
         callback=number(gt=0, le=1e9), help="Stop after this much stream time.")] = None,
     stop_at_eof: Annotated[bool, typer.Option("--stop-at-eof", help="Stop when a replay ends.")] = False,
+    max_batch: Annotated[int, typer.Option(
+        callback=number(ge=1, le=1024), help="Most windows in one forward pass (several sources).")] = 16,
     threads: Annotated[int, typer.Option(callback=THREADS, help="torch threads (1 suits many sessions).")] = 1,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stored hop.")] = False,
 ) -> None:
-    """Monitor a live LSL stream: predict every hop, store the session, publish predictions."""
+    """Monitor live LSL streams: predict every hop, store the sessions, publish predictions."""
     require("mne_lsl", "LSL streaming")
-    from symaffect.stream.lsl import run_stream
+    from symaffect.stream.lsl import run_stream, run_streams
 
     if verbose:
         logging.getLogger("symaffect.stream").setLevel(logging.INFO)
-    st = run_stream(run, source=source, db=db, participant=participant, hop=hop, window=window,
-                    channel_map=channel_map, publish=publish or None, max_seconds=max_seconds,
-                    stop_at_eof=stop_at_eof, num_threads=threads)
-    console.print(
-        f"session {st.session_id}: {st.predictions}/{st.hops} hops predicted over {st.stream_seconds:.1f} s,"
-        f" {st.reconnects} reconnect(s)", highlight=False,
-    )
+    people = participant or []
+    if len(source) == 1:
+        if len(people) > 1:
+            raise typer.BadParameter(f"{len(people)} pseudonyms for 1 source", param_hint="--participant")
+        stats = [run_stream(run, source=source[0], db=db, participant=people[0] if people else "anonymous", hop=hop,
+                            window=window, channel_map=channel_map, publish=publish or None,
+                            max_seconds=max_seconds, stop_at_eof=stop_at_eof, num_threads=threads)]
+    else:
+        if people and len(people) != len(source):
+            raise typer.BadParameter(f"{len(people)} pseudonyms for {len(source)} sources (give one per source)",
+                                     param_hint="--participant")
+        if len(set(source)) != len(source):
+            raise typer.BadParameter("each stream can be monitored once", param_hint="--source")
+        stats, rounds = run_streams(run, sources=source, participants=people or None, db=db, hop=hop, window=window,
+                                    channel_map=channel_map, publish=bool(publish), max_seconds=max_seconds,
+                                    stop_at_eof=stop_at_eof, max_batch=max_batch, num_threads=threads,
+                                    publish_prefix=publish or None)
+        console.print(f"{rounds.hops} hops in {rounds.forward_passes} forward passes "
+                      f"(largest batch {rounds.largest_batch})", highlight=False)
+    for st, src in zip(stats, source):
+        console.print(
+            f"session {st.session_id} ({src}): {st.predictions}/{st.hops} hops predicted over "
+            f"{st.stream_seconds:.1f} s, {st.reconnects} reconnect(s)", highlight=False,
+        )
 
 
 @app.command("report")

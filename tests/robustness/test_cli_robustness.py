@@ -179,6 +179,12 @@ USAGE = [
     ("replay-wait-negative", ["replay", "rec.csv", "--wait", "-1"], ["--wait"]),
     ("stream-missing-source", ["stream", "--run", "run"], ["--source"]),
     ("stream-hop-inf", ["stream", "--source", "x", "--run", "run", "--hop", "inf"], ["--hop"]),
+    ("stream-pseudonyms-per-source", ["stream", "--source", "a", "--source", "b", "--run", "run",
+                                      "--participant", "x", "--participant", "y", "--participant", "z"],
+     ["--participant", "3 pseudonyms for 2 sources"]),
+    ("stream-same-source-twice", ["stream", "--source", "a", "--source", "a", "--run", "run"], ["--source"]),
+    ("stream-max-batch-0", ["stream", "--source", "a", "--source", "b", "--run", "run", "--max-batch", "0"],
+     ["--max-batch"]),
     ("stream-max-seconds-0", ["stream", "--source", "x", "--run", "run", "--max-seconds", "0"], ["--max-seconds"]),
     # report, serve
     ("report-id-text", ["report", "abc"], ["session_id"]),

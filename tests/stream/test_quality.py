@@ -163,3 +163,15 @@ def test_the_vectorised_prefilter_never_hides_a_flag(monkeypatch):
     exact = [q.channel_flags(x, m) for x, m in windows]
     assert fast == exact
     assert sum(bool(f) for w in exact for f in w) > 300  # the windows do carry flags
+
+
+def test_a_window_with_nothing_received_says_only_what_is_missing():
+    """A channel whose every sample was NaN (held at the last value) is "nan", not also
+    "flat": the held values are no signal, so no sensor finding is made from them."""
+    x = np.random.default_rng(1).standard_normal((2, 1280))
+    x[0] = 3.0  # held
+    miss = np.zeros(x.shape, np.uint8)
+    miss[0] = 1
+    flags = channel_flags(x, miss)
+    assert flags[0] == [("nan", "1280/1280 samples")]
+    assert flags[1] == []

@@ -13,8 +13,8 @@ A clinic runs several rooms at once. :class:`SessionHub` runs any number of
 3. the round's hops of every session are stored in one transaction
    (:meth:`SessionStore.batch`), then counted (latency = clock after the commit minus
    the timestamp of the window's last sample) and published;
-4. then, off the latency path, the vital signs and signal strips that are due
-   (:meth:`LiveSession.update_signals`; sessions take turns).
+4. the vital signs and signal strips that are due are computed by a worker thread, off
+   the loop (:meth:`LiveSession.update_signals`; sessions take turns).
 
 ``batched=False`` predicts every hop with its own model call (the one-call-per-session
 design), for comparison: everything else is the same.
@@ -29,14 +29,24 @@ or hops that piled up while the previous round ran).
 
 from __future__ import annotations
 
+import gc
 import logging
+import queue
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from symaffect.errors import DataError
-from symaffect.stream.pipeline import HopResult, PendingHop, predict_windows
+from symaffect.spec import MODALITIES
+from symaffect.stream.pipeline import (
+    HopResult,
+    PendingHop,
+    WindowInput,
+    predict_windows,
+)
 from symaffect.stream.session import LiveSession, StreamStats
 from symaffect.stream.store import SessionStore
 
@@ -109,6 +119,7 @@ class SessionHub:
         self.stop = stop or threading.Event()
         self.sessions: list[LiveSession] = []
         self.rounds = RoundStats()
+        self._signals: queue.Queue = queue.Queue()
         for s in sessions:
             self.add(s)
 
@@ -120,7 +131,50 @@ class SessionHub:
         self.sessions.append(session)
 
     def run(self) -> list[StreamStats]:
-        """Run every session to its end; their stats, in the order they were added."""
+        """Run every session to its end; their stats, in the order they were added.
+
+        Before the first round the models are warmed up (one forward pass of one window
+        and of :attr:`max_batch` windows: the first call of a model is several times
+        slower) and the objects alive at start-up are moved out of the garbage
+        collector's reach (``gc.freeze``: a full collection over the loaded model and
+        libraries held the loop for 170 ms). The vital signs and signal strips due at
+        each round are computed by a worker thread, off the loop.
+        """
+        self._warm_up()
+        gc.collect()
+        gc.freeze()
+        worker = threading.Thread(target=self._signals_worker, daemon=True, name="hub-signals")
+        worker.start()
+        try:
+            self._loop()
+        finally:
+            self._signals.put(None)
+            worker.join()
+            gc.unfreeze()
+        return [s.stats for s in self.sessions]
+
+    def _warm_up(self) -> None:
+        seen = set()
+        for s in self.sessions:
+            pr = s.predictor
+            if id(pr.model) in seen:
+                continue
+            seen.add(id(pr.model))
+            mods = tuple(s.pipe.groups) or pr.modalities
+            x = {m: np.zeros((MODALITIES[m].n_chans, pr.n_times), np.float32) for m in mods}
+            for n in sorted({1, self.max_batch if self.batched else 1}):
+                predict_windows([(pr.share(), WindowInput(x, 0.0))] * n)
+
+    def _signals_worker(self) -> None:
+        """Compute and store the vital signs and strips the rounds queued (until None)."""
+        while (item := self._signals.get()) is not None:
+            session, results = item
+            try:
+                session.update_signals(results)
+            except Exception:  # noqa: BLE001 - a vital sign must never end the sessions
+                log.exception("session %d: vital signs not updated", session.sid)
+
+    def _loop(self) -> None:
         active = list(self.sessions)
         while active:
             if self.stop.is_set():
@@ -135,7 +189,6 @@ class SessionHub:
                 active.remove(s)
             if not pending and not over:
                 time.sleep(IDLE_SLEEP_S)
-        return [s.stats for s in self.sessions]
 
     def _predict_and_store(self, pending: list[tuple[LiveSession, PendingHop]]) -> None:
         """Predict the round's hops (batched per model), store them in one transaction,
@@ -163,5 +216,5 @@ class SessionHub:
             stored = {s: s.store_hops(rs) for s, rs in results.items()}
         for s, st in stored.items():
             s.published(st)
-        for s, rs in results.items():  # after every session's hops are out: off the latency path
-            s.update_signals(rs)
+        for s, rs in results.items():  # vital signs and strips: by the worker, off the loop
+            self._signals.put((s, rs))

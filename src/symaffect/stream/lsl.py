@@ -26,12 +26,20 @@ would hold ``speed`` times fewer real seconds, so both ends scale them by the sp
 (:data:`BUFFER_SECONDS` of wall time at any speed): a consumer that falls behind on a
 loaded machine catches up instead of losing samples.
 
-liblsl's log: liblsl prints its own messages to stderr, among them "ERR| Stream
-transmission broke off ... re-connecting" at every normal end of a stream, which alarms
-a user for nothing. :func:`lsl` points liblsl at :data:`QUIET_CONFIG` (fatal errors only)
-before it is first loaded, unless ``LSLAPICFG`` names the user's own configuration or
-``SYMAFFECT_LIBLSL_LOG=1``. Outages are detected and reported by the session itself, once,
-in plain words (:mod:`symaffect.stream.session`).
+liblsl's configuration: :func:`lsl` points liblsl at :data:`LIBLSL_CONFIG` before it is
+first loaded, unless ``LSLAPICFG`` names the user's own configuration. Two settings:
+
+* its log: liblsl prints its own messages to stderr, among them "ERR| Stream
+  transmission broke off ... re-connecting" at every normal end of a stream, which
+  alarms a user for nothing. The configuration keeps fatal errors only
+  (``SYMAFFECT_LIBLSL_LOG=1`` selects :data:`LIBLSL_LOG_CONFIG`, liblsl's usual log).
+  Outages are detected and reported by the session itself, once, in plain words
+  (:mod:`symaffect.stream.session`);
+* its inlet watchdog (``WatchdogCheckInterval``, 15 s by default) is set to an hour. The
+  data inlets do not auto-recover (``recover=False``: the session reconnects itself), and
+  measured with 32 inlets in one process, the watchdog's rounds every 15 s took half a
+  core for half a second on both ends, which set the p99 latency of every session
+  (102 ms against 34 ms without it; ``benchmarks/bench_stream.py``).
 
 Reconnection: when the outlet is gone (liblsl reports the inlet lost, or the stream no
 longer resolves) the session asks :meth:`LslConnection.reopen`, which resolves again with
@@ -81,23 +89,27 @@ PREDICTION_CHANNELS = ("valence", "arousal", "liking", "confidence", "quadrant",
 when a hop has no prediction)."""
 
 
-QUIET_CONFIG = Path(__file__).with_name("liblsl_quiet.cfg")
-"""liblsl configuration that keeps liblsl's own log to fatal errors."""
+LIBLSL_CONFIG = Path(__file__).with_name("liblsl.cfg")
+"""liblsl configuration: its log to fatal errors, its inlet watchdog once an hour."""
+
+LIBLSL_LOG_CONFIG = Path(__file__).with_name("liblsl_log.cfg")
+"""The same with liblsl's usual log (``SYMAFFECT_LIBLSL_LOG=1``)."""
 
 LIBLSL_LOG_ENV = "SYMAFFECT_LIBLSL_LOG"
 """Set to ``1`` to keep liblsl's own log (for debugging a network)."""
 
 
 def lsl():
-    """``mne_lsl.lsl``, loaded with liblsl's own log quiet (see the module docstring).
+    """``mne_lsl.lsl``, loaded with symaffect's liblsl configuration (see the module docstring).
 
     Raises
     ------
     MissingExtra
         mne-lsl is not installed (the ``live`` extra).
     """
-    if "LSLAPICFG" not in os.environ and os.environ.get(LIBLSL_LOG_ENV, "") != "1":
-        os.environ["LSLAPICFG"] = str(QUIET_CONFIG)
+    if "LSLAPICFG" not in os.environ:
+        log_on = os.environ.get(LIBLSL_LOG_ENV, "") == "1"
+        os.environ["LSLAPICFG"] = str(LIBLSL_LOG_CONFIG if log_on else LIBLSL_CONFIG)
     return require("mne_lsl.lsl", "LSL streaming")
 
 
@@ -386,6 +398,7 @@ def run_streams(
     window: float | None = None,
     channel_map: str | Path | ChannelMap | None = None,
     publish: bool = True,
+    publish_prefix: str | None = None,
     gap_timeout: float = 2.0,
     resolve_timeout: float = 30.0,
     max_fill_seconds: float = 600.0,
@@ -411,7 +424,9 @@ def run_streams(
     participants : sequence of str or None
         A pseudonym per source (default ``"anonymous"``).
     publish : bool
-        Publish each session's predictions on an outlet ``symaffect-predictions-<source>``.
+        Publish each session's predictions on an outlet ``<publish_prefix>-<source>``.
+    publish_prefix : str or None
+        Default ``symaffect-predictions``.
     batched : bool
         False: one model call per hop (for comparison).
     max_batch : int
@@ -467,7 +482,8 @@ def run_streams(
                     raise DataError(src, f"no LSL stream named {src!r} found within {resolve_timeout:g} s")
             hub = SessionHub(store, batched=batched, max_batch=max_batch, stop=stop)
             for i, src in enumerate(sources):
-                listeners = [PredictionOutlet(f"symaffect-predictions-{src}", src).push] if publish else []
+                prefix = publish_prefix or "symaffect-predictions"
+                listeners = [PredictionOutlet(f"{prefix}-{src}", src).push] if publish else []
                 session = LiveSession(
                     base.share(), conns[i], store, source=src, participant=participants[i], hop=hop,
                     window=window, listeners=listeners, gap_timeout=gap_timeout,

@@ -222,8 +222,9 @@ def channel_flags(
                 flags.append((MISSING_CODES[code], f"{k}/{n} samples"))
         x = raw[c]
         ok = missing[c] == 0
-        if not ok.any():  # nothing received: the missing codes say it all
-            ok = np.ones_like(ok)
+        if not ok.any():  # nothing received: the missing codes say it all (held values are no signal)
+            out.append(flags)
+            continue
         xs = x[ok]
         sd = float(xs.std()) if xs.size > 1 else 0.0
         mu = float(xs.mean()) if xs.size else 0.0
