@@ -736,14 +736,21 @@ def stream_cmd(
     max_seconds: Annotated[Optional[float], typer.Option(
         callback=number(gt=0, le=1e9), help="Stop after this much stream time.")] = None,
     stop_at_eof: Annotated[bool, typer.Option("--stop-at-eof", help="Stop when a replay ends.")] = False,
-    max_batch: Annotated[int, typer.Option(
-        callback=number(ge=1, le=1024), help="Most windows in one forward pass (several sources).")] = 16,
+    max_batch: Annotated[Optional[int], typer.Option(
+        callback=number(ge=1, le=1024),
+        help="Most windows in one forward pass (several sources; default: 1 on CPU, 32 on CUDA).")] = None,
     threads: Annotated[int, typer.Option(callback=THREADS, help="torch threads (1 suits many sessions).")] = 1,
+    device: Annotated[str, typer.Option(callback=choice("cpu", "cuda"), help="Where the model runs.")] = "cpu",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every stored hop.")] = False,
 ) -> None:
     """Monitor live LSL streams: predict every hop, store the sessions, publish predictions."""
     require("mne_lsl", "LSL streaming")
+    import torch
+
     from symaffect.stream.lsl import run_stream, run_streams
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise typer.BadParameter("CUDA is not available on this machine", param_hint="--device")
 
     if verbose:
         logging.getLogger("symaffect.stream").setLevel(logging.INFO)
@@ -753,7 +760,7 @@ def stream_cmd(
             raise typer.BadParameter(f"{len(people)} pseudonyms for 1 source", param_hint="--participant")
         stats = [run_stream(run, source=source[0], db=db, participant=people[0] if people else "anonymous", hop=hop,
                             window=window, channel_map=channel_map, publish=publish or None,
-                            max_seconds=max_seconds, stop_at_eof=stop_at_eof, num_threads=threads)]
+                            max_seconds=max_seconds, stop_at_eof=stop_at_eof, num_threads=threads, device=device)]
     else:
         if people and len(people) != len(source):
             raise typer.BadParameter(f"{len(people)} pseudonyms for {len(source)} sources (give one per source)",
@@ -762,7 +769,7 @@ def stream_cmd(
             raise typer.BadParameter("each stream can be monitored once", param_hint="--source")
         stats, rounds = run_streams(run, sources=source, participants=people or None, db=db, hop=hop, window=window,
                                     channel_map=channel_map, publish=bool(publish), max_seconds=max_seconds,
-                                    stop_at_eof=stop_at_eof, max_batch=max_batch, num_threads=threads,
+                                    stop_at_eof=stop_at_eof, max_batch=max_batch, num_threads=threads, device=device,
                                     publish_prefix=publish or None)
         console.print(f"{rounds.hops} hops in {rounds.forward_passes} forward passes "
                       f"(largest batch {rounds.largest_batch})", highlight=False)

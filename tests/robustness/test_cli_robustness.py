@@ -182,6 +182,7 @@ USAGE = [
     ("stream-pseudonyms-per-source", ["stream", "--source", "a", "--source", "b", "--run", "run",
                                       "--participant", "x", "--participant", "y", "--participant", "z"],
      ["--participant", "3 pseudonyms for 2 sources"]),
+    ("stream-device-tpu", ["stream", "--source", "a", "--run", "run", "--device", "tpu"], ["--device"]),
     ("stream-same-source-twice", ["stream", "--source", "a", "--source", "a", "--run", "run"], ["--source"]),
     ("stream-max-batch-0", ["stream", "--source", "a", "--source", "b", "--run", "run", "--max-batch", "0"],
      ["--max-batch"]),

@@ -10,9 +10,9 @@ A clinic runs several rooms at once. :class:`SessionHub` runs any number of
    one forward pass per model and per :attr:`SessionHub.max_batch` windows
    (:func:`~symaffect.stream.pipeline.predict_windows`; sessions on the same run share
    one loaded model, :meth:`Predictor.share`), each session keeping its own calibration;
-3. the round's hops of every session are stored in one transaction
-   (:meth:`SessionStore.batch`), then counted (latency = clock after the commit minus
-   the timestamp of the window's last sample) and published;
+3. each forward pass's hops are stored in one transaction (:meth:`SessionStore.batch`),
+   then counted (latency = clock after the commit minus the timestamp of the window's
+   last sample) and published, before the next pass of the round;
 4. the vital signs and signal strips that are due are computed by a worker thread, off
    the loop (:meth:`LiveSession.update_signals`; sessions take turns).
 
@@ -51,6 +51,9 @@ from symaffect.stream.session import LiveSession, StreamStats
 from symaffect.stream.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+CUDA_MAX_BATCH = 32
+"""Default most windows per forward pass on a CUDA device (see :class:`SessionHub`)."""
 
 IDLE_SLEEP_S = 0.002
 """Sleep after a round in which nothing arrived (s)."""
@@ -92,8 +95,15 @@ class SessionHub:
         More can be added with :meth:`add` before :meth:`run`.
     batched : bool
         Predict the hops due in a round together (False: one model call per hop).
-    max_batch : int
-        Most windows in one forward pass (larger rounds are split).
+    max_batch : int or None
+        Most windows in one forward pass (larger rounds are split). None chooses by
+        device: 1 on the CPU, :data:`CUDA_MAX_BATCH` on CUDA. On a CPU a forward pass costs
+        the same per window at any batch size (this model is compute-bound; larger batches
+        were even slower per window, out of cache), so batching gains nothing there and a
+        batch's first hop would wait for its last (``benchmarks/bench_stream.py``: 32
+        sessions started together, p50 281 ms batched by 16 against 167 ms one call per
+        hop). A GPU runs a batch in about the time of one window; that default is not
+        measured here.
     stop : threading.Event or None
         Set it to end every session.
 
@@ -108,14 +118,14 @@ class SessionHub:
         sessions: Sequence[LiveSession] = (),
         *,
         batched: bool = True,
-        max_batch: int = 16,
+        max_batch: int | None = None,
         stop: threading.Event | None = None,
     ):
-        if max_batch < 1:
+        if max_batch is not None and max_batch < 1:
             raise DataError("max_batch", f"must be at least 1, got {max_batch}")
         self.store = store
         self.batched = batched
-        self.max_batch = int(max_batch)
+        self.max_batch = max_batch
         self.stop = stop or threading.Event()
         self.sessions: list[LiveSession] = []
         self.rounds = RoundStats()
@@ -140,6 +150,9 @@ class SessionHub:
         libraries held the loop for 170 ms). The vital signs and signal strips due at
         each round are computed by a worker thread, off the loop.
         """
+        if self.max_batch is None:
+            cuda = any(str(s.predictor.device).startswith("cuda") for s in self.sessions)
+            self.max_batch = CUDA_MAX_BATCH if cuda else 1
         self._warm_up()
         gc.collect()
         gc.freeze()
@@ -191,26 +204,39 @@ class SessionHub:
                 time.sleep(IDLE_SLEEP_S)
 
     def _predict_and_store(self, pending: list[tuple[LiveSession, PendingHop]]) -> None:
-        """Predict the round's hops (batched per model), store them in one transaction,
-        then count and publish them."""
-        todo = [(i, s, h) for i, (s, h) in enumerate(pending) if h.window is not None]
-        preds: dict[int, object] = {}
-        groups: dict[int, list[tuple[int, LiveSession, PendingHop]]] = {}
-        for item in todo:
-            groups.setdefault(id(item[1].predictor.model), []).append(item)
+        """Predict the round's hops, in order, :attr:`max_batch` windows per forward pass
+        (one when not batched); each pass's hops are stored in one transaction and
+        published before the next pass starts, so the first hops of a busy round do not
+        wait for the last."""
         size = self.max_batch if self.batched else 1
-        for items in groups.values():
-            for a in range(0, len(items), size):
-                part = items[a:a + size]
-                out = predict_windows([(s.predictor, h.window) for _, s, h in part])
-                self.rounds.forward_passes += 1
-                self.rounds.largest_batch = max(self.rounds.largest_batch, len(part))
-                for (i, _, _), p in zip(part, out):
-                    preds[i] = p
         self.rounds.rounds += 1
-        self.rounds.hops += len(todo)
+        part: list[tuple[LiveSession, PendingHop]] = []
+        n_windows = 0
+        for s, h in pending:
+            part.append((s, h))
+            n_windows += h.window is not None
+            if n_windows >= size:
+                self._finish(part)
+                part, n_windows = [], 0
+        if part:
+            self._finish(part)
+
+    def _finish(self, part: list[tuple[LiveSession, PendingHop]]) -> None:
+        """Predict ``part``'s windows (one forward pass per model), store its hops in one
+        transaction, publish them and queue their vital signs."""
+        preds: dict[int, object] = {}
+        groups: dict[int, list[int]] = {}
+        for i, (s, h) in enumerate(part):
+            if h.window is not None:
+                groups.setdefault(id(s.predictor.model), []).append(i)
+        for idx in groups.values():
+            out = predict_windows([(part[i][0].predictor, part[i][1].window) for i in idx])
+            self.rounds.forward_passes += 1
+            self.rounds.largest_batch = max(self.rounds.largest_batch, len(idx))
+            self.rounds.hops += len(idx)
+            preds.update(zip(idx, out))
         results: dict[LiveSession, list[HopResult]] = {}
-        for i, (s, h) in enumerate(pending):
+        for i, (s, h) in enumerate(part):
             results.setdefault(s, []).append(h.finish(preds.get(i)))
         with self.store.batch():
             stored = {s: s.store_hops(rs) for s, rs in results.items()}

@@ -317,6 +317,7 @@ def run_stream(
     handle_signals: bool = True,
     on_hop: Callable[[HopResult], None] | None = None,
     num_threads: int | None = None,
+    device: str = "cpu",
 ) -> StreamStats:
     """Monitor a live LSL stream: predict every hop, store, publish (blocking).
 
@@ -355,13 +356,15 @@ def run_stream(
         Called with each :class:`HopResult` after it was stored.
     num_threads : int or None
         ``torch.set_num_threads`` when loading the model.
+    device : str
+        Torch device of the model (when ``run`` is a path).
 
     Returns
     -------
     StreamStats
     """
     stop = stop or threading.Event()
-    predictor = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads)
+    predictor = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads, device=device)
     cmap = load_channel_map(channel_map)
     with _stop_on_signals(stop, enabled=handle_signals), contextlib.closing(SessionStore(db)) as store:
         conn: LslConnection | None = None
@@ -407,8 +410,9 @@ def run_streams(
     stop: threading.Event | None = None,
     handle_signals: bool = True,
     batched: bool = True,
-    max_batch: int = 16,
+    max_batch: int | None = None,
     num_threads: int | None = None,
+    device: str = "cpu",
 ) -> tuple[list[StreamStats], RoundStats]:
     """Monitor many LSL streams from one process (a :class:`SessionHub`; blocking).
 
@@ -429,8 +433,10 @@ def run_streams(
         Default ``symaffect-predictions``.
     batched : bool
         False: one model call per hop (for comparison).
-    max_batch : int
-        Most windows per forward pass.
+    max_batch : int or None
+        Most windows per forward pass (None: by device, see :class:`SessionHub`).
+    device : str
+        Torch device of the shared model (when ``run`` is a path).
     Other parameters
         As :func:`run_stream` (every session gets them).
 
@@ -456,7 +462,7 @@ def run_streams(
     if len(participants) != len(sources):
         raise DataError("participants", f"{len(participants)} pseudonyms for {len(sources)} streams")
     stop = stop or threading.Event()
-    base = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads)
+    base = run if isinstance(run, Predictor) else Predictor(run, num_threads=num_threads, device=device)
     cmap = load_channel_map(channel_map)
     with _stop_on_signals(stop, enabled=handle_signals), contextlib.closing(SessionStore(db)) as store:
         conns: list[LslConnection | None] = [None] * len(sources)
