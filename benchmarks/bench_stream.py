@@ -212,16 +212,22 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="stream seconds of each concurrent session")
     ap.add_argument("--max-batch", type=int, default=16)
     ap.add_argument("--skip-accelerated", action="store_true")
+    ap.add_argument("--starts", default="staggered,aligned", help="start patterns to run (comma-separated)")
+    ap.add_argument("--designs", default="batched,per-call", help="designs to run (comma-separated)")
+    ap.add_argument("--liblsl-config", type=Path, default=None,
+                    help="run both ends with this liblsl configuration (LSLAPICFG) instead of symaffect's")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_stream.md")
     args = ap.parse_args()
+    if args.liblsl_config is not None:
+        os.environ["LSLAPICFG"] = str(args.liblsl_config.resolve())  # inherited by every process started here
     load0 = os.getloadavg()
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run = make_run(tmp)
         acc = None if args.skip_accelerated else accelerated(run, tmp / "accel.db", args.hours, args.speed)
-        for aligned in (False, True):
-            for batched in (True, False):
+        for aligned in [a == "aligned" for a in args.starts.split(",")]:
+            for batched in [d == "batched" for d in args.designs.split(",")]:
                 db = tmp / f"hub-{len(runs)}.db"
                 runs.append(hub_run(run, db, args.sessions, args.seconds, batched=batched, aligned=aligned,
                                     max_batch=args.max_batch))
@@ -235,6 +241,8 @@ def main() -> None:
         "Model: `symaffect` with `EFFICIENT_KWARGS` (low-rank mixer, one token per modality), 10-s window, "
         "1-s hop, one torch thread, randomly initialised. Signal: 40 channels at 128 Hz, "
         "replayed through LSL on loopback; every prediction committed to SQLite (WAL) and published on LSL.",
+        "",
+        f"liblsl configuration: `{args.liblsl_config or 'symaffect.stream.lsl.LIBLSL_CONFIG'}`.",
         "",
     ]
     if acc is not None:
