@@ -8,11 +8,11 @@ stretch where EEG is flat and dropped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from symaffect.stream.physio import Strip, Vital
 from symaffect.stream.prediction import Prediction
 from symaffect.stream.store import SessionStore
 
@@ -44,48 +44,23 @@ def make_prediction(
     )
 
 
-@dataclass(frozen=True)
-class VitalIn:
-    """A vital sign as the store's ``add_vitals`` reads it (the fields of
-    :class:`symaffect.stream.physio.Vital`)."""
-
-    modality: str
-    channel: str
-    name: str
-    value: float | None
-    unit: str
-    status: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class StripIn:
-    """A raw-signal strip as the store's ``set_strips`` reads it (the fields of
-    :class:`symaffect.stream.physio.Strip`); ``values`` shape (n_channels, n)."""
-
-    modality: str
-    channels: tuple[str, ...]
-    sfreq: float
-    values: np.ndarray
-
-
-def peripheral_vitals(heart_rate: float = 72.0) -> list[VitalIn]:
+def peripheral_vitals(heart_rate: float = 72.0) -> list[Vital]:
     """Heart rate (ok), breathing rate (implausible) and PPG quality of one update."""
     return [
-        VitalIn("peripheral", "Plethysmograph", "heart_rate", heart_rate, "bpm", "ok"),
-        VitalIn("peripheral", "Respiration belt", "breathing_rate", 48.0, "/min", "implausible",
+        Vital("peripheral", "Plethysmograph", "heart_rate", heart_rate, "bpm", "ok"),
+        Vital("peripheral", "Respiration belt", "breathing_rate", 48.0, "/min", "implausible",
                 "48 breaths/min is outside 4-40: belt loose?"),
-        VitalIn("peripheral", "Plethysmograph", "ppg_quality", 0.91, "", "ok"),
+        Vital("peripheral", "Plethysmograph", "ppg_quality", 0.91, "", "ok"),
     ]
 
 
-def peripheral_strip(seconds: float = 5.0, sfreq: float = 128.0, *, flat_gsr: bool = False) -> StripIn:
+def peripheral_strip(seconds: float = 5.0, sfreq: float = 128.0, *, flat_gsr: bool = False) -> Strip:
     """5 s of a pulse wave, breathing and skin conductance (flat when ``flat_gsr``)."""
     t = np.arange(int(seconds * sfreq)) / sfreq
     gsr = np.full_like(t, 2.0) if flat_gsr else 2.0 + 0.05 * np.sin(2 * np.pi * 0.1 * t)
     values = np.stack([np.sin(2 * np.pi * 1.2 * t), np.sin(2 * np.pi * 0.25 * t), gsr]).astype(np.float32)
     values[0, 10:14] = np.nan  # a few missing samples
-    return StripIn("peripheral", ("Plethysmograph", "Respiration belt", "GSR"), sfreq, values)
+    return Strip("peripheral", ("Plethysmograph", "Respiration belt", "GSR"), sfreq, values)
 
 
 def targets(t: float) -> tuple[float, float, float]:

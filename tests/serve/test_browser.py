@@ -96,14 +96,20 @@ def browser():
         b.close()
 
 
-def test_live_points_arrive_in_the_page(server, browser, tmp_path):
-    base, db, sid = server
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+def _watch(page) -> tuple[list[str], list[str]]:
+    """Record every URL the page requests, and every console error, page error and 4xx/5xx."""
     requests, problems = [], []
     page.on("request", lambda r: requests.append(r.url))
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
     page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    return requests, problems
+
+
+def test_live_points_arrive_in_the_page(server, browser, tmp_path):
+    base, db, sid = server
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    requests, problems = _watch(page)
 
     page.goto(f"{base}/sessions/{sid}")
     page.wait_for_function("() => document.body.dataset.points === '300' && document.body.dataset.rows === '300'",
@@ -346,11 +352,7 @@ def test_quality_shading_history_and_vitals_in_the_page(replay_server, browser, 
 
     base, db, sid = replay_server
     page = browser.new_page(viewport={"width": 1280, "height": 1400})
-    requests, problems = [], []
-    page.on("request", lambda r: requests.append(r.url))
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    page.on("response", lambda r: problems.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    requests, problems = _watch(page)
     page.goto(f"{base}/sessions/{sid}")
     page.wait_for_function("() => document.body.dataset.rows === '79'", timeout=15_000)
     page.wait_for_function("() => document.getElementById('conn').textContent === 'live'", timeout=10_000)

@@ -28,7 +28,6 @@ from symaffect.serve.report import (
     render_html,
     session_counts,
 )
-from symaffect.serve.report import pdf as pdf_module
 from symaffect.serve.report.data import flag_spans, rating_level
 from symaffect.serve.report.figures import (
     draw_trajectories,
@@ -41,6 +40,7 @@ from symaffect.stream.prediction import Prediction, rating_spread
 from symaffect.stream.store import PredictionRow, SessionRow, SessionStore
 
 from .session_data import MODALITIES, peaked
+from .test_report import _drawn_pages
 
 N_HOPS = 189
 TRACKS = (("Track A", 30.0, 80.0), ("Track B", 85.0, 135.0), ("Track C", 140.0, 189.0))
@@ -426,21 +426,4 @@ def _row(i: int, p: Prediction) -> PredictionRow:
 
 def _pdf_texts(data, monkeypatch, tmp_path) -> list[str]:
     """Every text line write_pdf puts on its text pages."""
-    pages = []
-
-    class Recorder:
-        def __init__(self, f, **kw):
-            pass
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-        def savefig(self, fig):
-            pages.append(fig)
-
-    monkeypatch.setattr(pdf_module, "PdfPages", Recorder)
-    pdf_module.write_pdf(data, tmp_path / "r.pdf")
-    return [t.get_text() for page in pages for t in page.texts]
+    return [t.get_text() for page in _drawn_pages(data, monkeypatch, tmp_path) for t in page.texts]

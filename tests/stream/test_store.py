@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from symaffect.errors import DataError
+from symaffect.stream.physio import Strip, Vital
 from symaffect.stream.prediction import Prediction, expected_rating
 from symaffect.stream.store import (
     MIGRATIONS,
@@ -439,34 +440,15 @@ def test_calibrations_are_stored_under_the_pseudonym_and_activated(tmp_path):
         assert list(row.to_dict()) == [c[1] for c in st._con().execute("PRAGMA table_info(calibrations)")]
 
 
-@dataclasses.dataclass(frozen=True)
-class _Vital:  # the fields of symaffect.stream.physio.Vital
-    modality: str
-    channel: str
-    name: str
-    value: float | None
-    unit: str
-    status: str
-    detail: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class _Strip:  # the fields of symaffect.stream.physio.Strip
-    modality: str
-    channels: tuple
-    sfreq: float
-    values: np.ndarray
-
-
 def test_vitals_round_trip_and_latest_per_channel(tmp_path):
     with SessionStore(tmp_path / "s.db") as st:
         sid = st.create_session("P01", "m")
-        st.add_vitals(sid, 10.0, [_Vital("peripheral", "BVP", "heart_rate", 72.0, "bpm", "ok"),
-                                  _Vital("peripheral", "Resp", "breathing_rate", None, "breaths/min", "unknown",
+        st.add_vitals(sid, 10.0, [Vital("peripheral", "BVP", "heart_rate", 72.0, "bpm", "ok"),
+                                  Vital("peripheral", "Resp", "breathing_rate", None, "breaths/min", "unknown",
                                          "too little signal")])
-        st.add_vitals(sid, 15.0, [_Vital("peripheral", "BVP", "heart_rate", 300.0, "bpm", "implausible",
+        st.add_vitals(sid, 15.0, [Vital("peripheral", "BVP", "heart_rate", 300.0, "bpm", "implausible",
                                          "not physiological"),
-                                  _Vital("peripheral", "GSR", "scr_rate", float("nan"), "SCR/min", "unknown")])
+                                  Vital("peripheral", "GSR", "scr_rate", float("nan"), "SCR/min", "unknown")])
         rows = st.vitals(sid)
         assert [(r.t, r.channel, r.value, r.status) for r in rows] == [
             (10.0, "BVP", 72.0, "ok"), (10.0, "Resp", None, "unknown"),
@@ -476,7 +458,7 @@ def test_vitals_round_trip_and_latest_per_channel(tmp_path):
         assert latest == {("BVP", "heart_rate"): 300.0, ("GSR", "scr_rate"): None, ("Resp", "breathing_rate"): None}
         assert json.loads(json.dumps(rows[2].to_dict()))["detail"] == "not physiological"
         with pytest.raises(DataError, match="vital status"):
-            st.add_vitals(sid, 20.0, [_Vital("peripheral", "BVP", "heart_rate", 70.0, "bpm", "fine")])
+            st.add_vitals(sid, 20.0, [Vital("peripheral", "BVP", "heart_rate", 70.0, "bpm", "fine")])
         assert len(st.vitals(sid)) == 4
 
 
@@ -484,17 +466,17 @@ def test_strips_keep_the_latest_per_modality(tmp_path):
     with SessionStore(tmp_path / "s.db") as st:
         sid = st.create_session("P01", "m")
         a = np.arange(12, dtype=np.float32).reshape(2, 6)
-        st.set_strips(sid, 10.0, [_Strip("peripheral", ("GSR", "BVP"), 64.0, a),
-                                  _Strip("eog", ("hEOG",), 64.0, np.full((1, 6), np.nan, np.float32))])
+        st.set_strips(sid, 10.0, [Strip("peripheral", ("GSR", "BVP"), 64.0, a),
+                                  Strip("eog", ("hEOG",), 64.0, np.full((1, 6), np.nan, np.float32))])
         b = a + 100
-        st.set_strips(sid, 11.0, [_Strip("peripheral", ("GSR", "BVP"), 64.0, b)])
+        st.set_strips(sid, 11.0, [Strip("peripheral", ("GSR", "BVP"), 64.0, b)])
         rows = {r.modality: r for r in st.strips(sid)}
         assert set(rows) == {"eog", "peripheral"}
         assert rows["peripheral"].t == 11.0 and np.array_equal(rows["peripheral"].values, b)
         assert rows["eog"].to_dict()["values"] == [[None] * 6]
         assert rows["peripheral"].to_dict()["values"][1][:2] == [106.0, 107.0]
         with pytest.raises(DataError, match="strip"):
-            st.set_strips(sid, 12.0, [_Strip("eeg", ("Fz",), 64.0, np.zeros((2, 6), np.float32))])
+            st.set_strips(sid, 12.0, [Strip("eeg", ("Fz",), 64.0, np.zeros((2, 6), np.float32))])
     con = sqlite3.connect(tmp_path / "s.db")
     con.execute("UPDATE signal_strips SET data = x'00' WHERE modality = 'eog'")
     con.commit()
