@@ -1313,10 +1313,11 @@ def _str_tuple(path: Path, table: str, r: dict, col: str) -> tuple[str, ...]:
     return tuple(val)
 
 
-_SESSION_COUNTS = (
+_NUMERIC_T = "CASE WHEN typeof(t) IN ('real', 'integer') THEN t END"
+_SESSION_COUNTS = (  # a corrupt t is left out here and named when its own row is read
     "(SELECT COUNT(*) FROM predictions p WHERE p.session_id = s.id) AS n_predictions, "
-    "MAX(COALESCE((SELECT MAX(t) FROM predictions p WHERE p.session_id = s.id), 0), "
-    "COALESCE((SELECT MAX(t) FROM quality q WHERE q.session_id = s.id), 0)) AS stream_seconds"
+    f"MAX(COALESCE((SELECT MAX({_NUMERIC_T}) FROM predictions p WHERE p.session_id = s.id), 0), "
+    f"COALESCE((SELECT MAX({_NUMERIC_T}) FROM quality q WHERE q.session_id = s.id), 0)) AS stream_seconds"
 )
 
 
@@ -1331,7 +1332,7 @@ def _session_row(r: sqlite3.Row, path: Path) -> SessionRow:
         run_dir=_text(path, tb, d, "run_dir", optional=True),
         meta=_json(path, tb, d, "meta", dict, "{}"),
         n_predictions=d["n_predictions"],
-        stream_seconds=float(d.get("stream_seconds") or 0.0),
+        stream_seconds=_number(path, tb, d, "stream_seconds", optional=True) or 0.0,
     )
 
 
