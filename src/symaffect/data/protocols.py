@@ -19,6 +19,10 @@ every output; its guard runs in *measure* mode and stores the overlap statistics
 
 ``save_splits`` writes ``splits.json`` (atomically) and ``load_splits`` rebuilds the
 folds from it.
+
+Every protocol is also a scikit-learn splitter: ``cross_validate(est, X, y, groups=subject,
+cv=protocol)`` and ``GridSearchCV(est, grid, cv=protocol)`` work, with the same guard
+(see :meth:`Protocol.split` for the two call forms and what ``groups`` must hold).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from sklearn.model_selection import (
     LeaveOneGroupOut,
     ShuffleSplit,
 )
+from sklearn.utils.metadata_routing import MetadataRequest
 
 from symaffect._io import write_json
 from symaffect.data.windows import non_overlapping
@@ -311,22 +316,103 @@ class Protocol:
     def to_json(self) -> dict:
         return {"name": self.name, "kind": self.kind, "params": self.params(), "leaky": self.leaky}
 
-    def split(self, meta: WindowMeta, eval_meta: WindowMeta | None = None) -> list[Fold]:
-        """Split the windows of ``meta`` (training) / ``eval_meta`` (validation and test).
+    def split(self, X, y=None, groups=None, *, eval_meta: WindowMeta | None = None):
+        """Split windows: the metadata form (a list of folds) or the scikit-learn form.
+
+        **Metadata form** — ``split(meta, eval_meta=None)``, chosen when the first argument
+        is a :class:`WindowMeta`: training windows of ``meta`` (e.g. 1-s stride),
+        validation and test windows of ``eval_meta`` (default ``meta``; same subjects and
+        trials). Returns a list of :class:`Fold`, each already passed :func:`guard`.
+
+        **scikit-learn form** — ``split(X, y=None, groups=None)``, for any other first
+        argument: yields ``(train_idx, test_idx)`` pairs of sorted int64 positions into
+        ``X``, so a protocol is a ``cv`` for ``cross_val_score``, ``cross_validate`` and
+        ``GridSearchCV``. Each sample of ``X`` is one window and ``groups`` names where it
+        comes from:
+
+        * shape ``(n,)``: the subject of each window (subject protocols);
+        * shape ``(n, 2)``: columns (subject, trial);
+        * a structured array or a pandas DataFrame with fields / columns ``"subject"`` and
+          optionally ``"trial"`` (other fields are ignored).
+
+        Subject protocols need the subjects, :class:`TrialHoldout` needs subjects *and*
+        trials; without them the split is refused with :class:`LeakageError` (nothing
+        would keep a subject, or a trial, on one side). The units are assigned exactly as
+        in the metadata form (same seed, same subjects -> same test subjects); the fold is
+        then checked by the same :func:`guard`, so a split that puts a subject (a trial,
+        for trial protocols) in train and test raises the same :class:`LeakageError`. The
+        windows of one unit all land on one side, so no test window can overlap a training
+        window in time. There is no validation partition in scikit-learn: the protocol's
+        validation units go back to ``train_idx`` (``val_ratio`` does not change which
+        units are tested; use a nested ``GridSearchCV`` for model selection).
+        Non-integer subject or trial labels are replaced by their rank among the sorted
+        labels (error messages then name the rank). :class:`WindowRandom` accepts
+        ``groups=None`` and warns as in the metadata form.
+
+        Why one ``split`` with two forms and not an adapter: scikit-learn takes any object
+        with ``split`` and ``get_n_splits`` as ``cv``, so ``cv=protocol`` works as is; the
+        forms are told apart by the type of the first argument alone (a
+        :class:`WindowMeta` is never a feature matrix), and the metadata form keeps its
+        positional ``split(meta, eval_meta)`` call.
 
         Parameters
         ----------
-        meta : WindowMeta
-            Windows for training (e.g. 1-s stride).
+        X : WindowMeta or array-like, shape (n_samples, ...)
+            Windows to split (metadata form) or the features (scikit-learn form; only
+            its length is used).
+        y : WindowMeta or array-like or None
+            ``eval_meta`` in the metadata form (positional, as before); ignored in the
+            scikit-learn form.
+        groups : array-like, structured array or DataFrame, optional
+            scikit-learn form only: subject (and trial) of each sample, see above.
         eval_meta : WindowMeta, optional
-            Windows for validation and test (default: ``meta``); same subjects and trials.
+            Metadata form, keyword spelling of ``y``.
 
         Returns
         -------
         list of Fold
-            Each already passed :func:`guard`.
+            Metadata form.
+        iterator of (ndarray of int64, ndarray of int64)
+            scikit-learn form: (train_idx, test_idx) per fold, computed and guarded before
+            the first is yielded (so a refused split raises at the call).
         """
-        eval_meta = meta if eval_meta is None else eval_meta
+        if isinstance(X, WindowMeta):
+            if groups is not None:
+                raise ConfigError("protocol.split: groups are for the scikit-learn form; a WindowMeta names its own subjects and trials")
+            if y is not None and eval_meta is not None:
+                raise ConfigError("protocol.split: eval_meta given twice (positionally and by keyword)")
+            em = eval_meta if eval_meta is not None else y
+            if em is not None and not isinstance(em, WindowMeta):
+                raise ConfigError(f"protocol.split(meta, eval_meta): eval_meta must be a WindowMeta, got {type(em).__name__}")
+            return self._split_meta(X, X if em is None else em)
+        if eval_meta is not None:
+            raise ConfigError("protocol.split: eval_meta is for the metadata form (a WindowMeta first)")
+        return iter(self._sklearn_folds(X, groups))
+
+    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+        """Number of folds ``split`` gives (scikit-learn API).
+
+        Fixed for every protocol but :class:`LeaveOneSubjectOut`, whose count is the number
+        of distinct subjects in ``groups`` (or in ``X`` when ``X`` is a :class:`WindowMeta`).
+        """
+        if isinstance(X, WindowMeta):
+            return len(self.split(X, y))
+        n = self._fixed_n_splits()
+        if n is not None:
+            return n
+        subject, _ = _parse_groups(groups, None, protocol=self, need_trial=False)
+        return int(len(np.unique(subject)))
+
+    def get_metadata_routing(self) -> MetadataRequest:
+        """scikit-learn metadata routing: ``split`` consumes ``groups`` (as GroupKFold does)."""
+        req = MetadataRequest(owner=type(self).__name__)
+        req.split.add_request(param="groups", alias=True)
+        return req
+
+    def _fixed_n_splits(self) -> int | None:
+        return 1
+
+    def _split_meta(self, meta: WindowMeta, eval_meta: WindowMeta) -> list[Fold]:
         if not meta.compatible(eval_meta):
             raise ConfigError("protocol: training and evaluation windows come from different data")
         if len(meta.index) == 0:
@@ -335,6 +421,25 @@ class Protocol:
         for f in folds:
             guard(f, protocol_kind=self.kind)
         return folds
+
+    def _sklearn_folds(self, X, groups) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(train_idx, test_idx) per fold: the metadata split of one window per sample.
+
+        Window ``i`` is (subject_i, trial_i, start ``i``) with a window length of 1 sample,
+        so a fold's rows carry their sample positions in the start column and windows of
+        different samples never overlap in time.
+        """
+        n = None if X is None else _num_samples(X)
+        subject, trial = _parse_groups(groups, n, protocol=self, need_trial=self.kind == "trial")
+        n = len(subject)
+        if trial is None:
+            trial = np.zeros(n, dtype=np.int64)
+        meta = WindowMeta.from_ids(subject, trial, np.arange(n), window_samples=1)
+        out = []
+        for f in self._split_meta(meta, meta):
+            train = np.sort(np.concatenate([f.train[:, 2], f.val[:, 2]]))
+            out.append((train.astype(np.int64), np.sort(f.test[:, 2]).astype(np.int64)))
+        return out
 
     def split_prepared(self, prepared, window=None, eval_window=None) -> list[Fold]:
         """Split a :class:`~symaffect.data.prepare.Prepared`: training windows of ``window``
@@ -347,6 +452,71 @@ class Protocol:
 
     def _split(self, meta: WindowMeta, eval_meta: WindowMeta) -> list[Fold]:  # pragma: no cover
         raise NotImplementedError
+
+
+def _num_samples(X) -> int:
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) > 0:
+        return int(shape[0])
+    try:
+        return len(X)
+    except TypeError:
+        raise ConfigError(f"protocol.split: X must be array-like with a length, got {type(X).__name__}") from None
+
+
+def _as_ids(values, what: str) -> np.ndarray:
+    """int64 ids, shape (n,): integers as they are, other labels by rank among the sorted labels."""
+    a = np.asarray(values)
+    if a.ndim != 1:
+        raise ConfigError(f"protocol.split: groups {what} must be one value per sample, got shape {a.shape}")
+    if a.dtype.kind in "iub":
+        return a.astype(np.int64)
+    if a.dtype.kind == "f" and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
+        return a.astype(np.int64)
+    try:
+        return np.unique(a, return_inverse=True)[1].astype(np.int64).reshape(-1)
+    except TypeError:
+        raise ConfigError(f"protocol.split: groups {what} labels cannot be sorted ({a.dtype})") from None
+
+
+def _parse_groups(groups, n: int | None, *, protocol: Protocol, need_trial: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """scikit-learn ``groups`` -> (subject ids (n,), trial ids (n,) or None); see :meth:`Protocol.split`."""
+    if groups is None:
+        if protocol.leaky and n is not None:  # the leaky protocol needs nothing to split windows at random
+            return np.zeros(n, dtype=np.int64), None
+        raise LeakageError(
+            f"{protocol.name}: groups=None; pass each window's subject"
+            f"{' and trial' if need_trial else ''} as groups (without them nothing keeps a "
+            f"{'trial' if need_trial else 'subject'} on one side of the split)"
+        )
+    subject = trial = None
+    columns = getattr(groups, "columns", None)
+    names = getattr(getattr(groups, "dtype", None), "names", None)
+    if columns is not None or names:  # DataFrame or structured array
+        fields = [str(c) for c in (columns if columns is not None else names)]
+        if "subject" not in fields:
+            raise ConfigError(f"protocol.split: groups has no 'subject' field (fields: {fields})")
+        subject = _as_ids(np.asarray(groups["subject"]), "subject")
+        if "trial" in fields:
+            trial = _as_ids(np.asarray(groups["trial"]), "trial")
+    else:
+        g = np.asarray(groups)
+        if g.ndim == 1:
+            subject = _as_ids(g, "subject")
+        elif g.ndim == 2 and g.shape[1] == 2:
+            subject, trial = _as_ids(g[:, 0], "subject"), _as_ids(g[:, 1], "trial")
+        else:
+            raise ConfigError(
+                f"protocol.split: groups must have shape (n,) (subject) or (n, 2) (subject, trial), got {g.shape}"
+            )
+    if n is not None and len(subject) != n:
+        raise ConfigError(f"protocol.split: groups has {len(subject)} rows but X has {n} samples")
+    if need_trial and trial is None:
+        raise LeakageError(
+            f"{protocol.name}: groups give no trial ids; pass (subject, trial) per window (an (n, 2) array, "
+            "or a DataFrame / structured array with 'subject' and 'trial') so that no trial is on both sides"
+        )
+    return subject, trial
 
 
 def _subject_fold(k: int, meta: WindowMeta, eval_meta: WindowMeta, tr, va, te) -> Fold:
@@ -439,6 +609,9 @@ class SubjectKFold(_SubjectProtocol):
             raise ConfigError(f"protocol.n_splits: must be >= 2, got {self.n_splits}")
         _check_ratio("val_ratio", self.val_ratio, allow_zero=True)
 
+    def _fixed_n_splits(self) -> int:
+        return self.n_splits
+
     def _split(self, meta, eval_meta):
         units = self._units(meta)
         if len(units) < self.n_splits:
@@ -461,6 +634,9 @@ class LeaveOneSubjectOut(_SubjectProtocol):
 
     def __post_init__(self) -> None:
         _check_ratio("val_ratio", self.val_ratio, allow_zero=True)
+
+    def _fixed_n_splits(self) -> None:
+        return None  # one fold per subject of the data
 
     def _split(self, meta, eval_meta):
         units = self._units(meta)
@@ -553,10 +729,10 @@ class WindowRandom(Protocol):
         _check_ratio("val_ratio", self.val_ratio, allow_zero=True)
         _warn_leaky()
 
-    def split(self, meta: WindowMeta, eval_meta: WindowMeta | None = None) -> list[Fold]:
+    def _split_meta(self, meta: WindowMeta, eval_meta: WindowMeta) -> list[Fold]:
         """Random split of the windows of ``meta`` (``eval_meta`` is ignored: test windows
         are drawn from the same overlapping windows). The guard only measures."""
-        _warn_leaky()
+        _warn_leaky(stacklevel=4)
         if len(meta.index) < 3:
             raise DataError(None, "protocol: too few windows to split")
         rows = np.arange(len(meta.index))
@@ -584,9 +760,9 @@ class WindowRandom(Protocol):
         return [dataclasses.replace(fold, overlap=stats)]
 
 
-def _warn_leaky() -> None:
+def _warn_leaky(stacklevel: int = 3) -> None:
     msg = "window-random is a LEAKY protocol (overlapping windows in train and test): use it only for the leakage audit"
-    warnings.warn(msg, LeakyProtocolWarning, stacklevel=3)
+    warnings.warn(msg, LeakyProtocolWarning, stacklevel=stacklevel)
     log.warning(msg)
 
 

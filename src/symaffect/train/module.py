@@ -10,6 +10,13 @@ Logged metrics (every name is ``<stage>/<what>``):
   epoch (in training mode) and on the validation windows (subset accuracy for the
   multi-label branch).
 * ``lr-Adam``: the learning rate at each epoch's end (a LearningRateMonitor).
+* ``test/loss``, ``test/<task>_loss``, ``test/<task>_acc``: the validation metrics on the
+  test windows, from ``trainer.test`` (per dataloader, Lightning adds
+  ``/dataloader_idx_<k>`` when there are several).
+
+``trainer.predict`` returns, per batch, the dict documented in
+:meth:`AffectModule.predict_step` (class probabilities and expected ratings per task);
+:func:`concat_predictions` joins the batches.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from symaffect.errors import DataError
 from symaffect.models.losses import MultiTaskLoss
 from symaffect.models.registry import build_model
+from symaffect.spec import task_set as task_set_spec
 from symaffect.train.config import OptimConfig
 from symaffect.train.recipe import make_optimizer, make_scheduler
 
@@ -83,6 +92,8 @@ class AffectModule(L.LightningModule):
 
     # --- steps ------------------------------------------------------------------------
     def _shared_step(self, batch: Mapping[str, Any], stage: str) -> Tensor:
+        if "y" not in batch:
+            raise DataError(None, f"{stage} batch has no labels ('y'); unlabelled windows go to trainer.predict")
         logits = self.model(batch["x"])
         targets = batch["y"]
         parts = self.loss_fn(logits, targets)
@@ -109,6 +120,61 @@ class AffectModule(L.LightningModule):
 
     def validation_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         return self._shared_step(batch, "val")
+
+    def test_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> Tensor:
+        """The validation metrics under ``test/...`` (``test/loss``, ``test/<task>_loss``,
+        ``test/<task>_acc``), averaged over the test windows."""
+        return self._shared_step(batch, "test")
+
+    def predict_step(self, batch: Mapping[str, Any], batch_idx: int, dataloader_idx: int = 0) -> dict[str, Any]:
+        """Class probabilities (and expected ratings) of a batch; labels are not needed.
+
+        Parameters
+        ----------
+        batch : dict
+            A dataset batch ``{"x": {modality: Tensor(B, C, T)}, ...}`` (``"y"``, ids and
+            an optional ``"mask"`` (B, M) may be there), or the modality mapping
+            ``{modality: Tensor(B, C, T)}`` itself.
+
+        Returns
+        -------
+        dict
+            ``"probs"``: ``{task: Tensor(B, n_classes)}`` — softmax over classes
+            (multi-class tasks) or independent sigmoids (the multi-label quadrant);
+            ``"expected"``: ``{task: Tensor(B,)}`` — the expected rating in [1, 9],
+            ``sum_k p_k r_k`` with ``r_k = k + 1`` for 9 classes, else the classes spread
+            evenly over [1, 9] (the live predictor's rule), for the multi-class tasks that
+            estimate a rating (valence, arousal, liking); empty otherwise;
+            ``"subject"``, ``"trial"``, ``"start"``, ``"window"``, ``"y"``: copied from the
+            batch when present, to line predictions up with windows. Tensors are float32
+            (ids and labels as given) on the CPU.
+        """
+        x = batch["x"] if isinstance(batch.get("x"), Mapping) else batch
+        logits = self.model(x, batch.get("mask") if x is not batch else None)
+        probs: dict[str, Tensor] = {}
+        expected: dict[str, Tensor] = {}
+        for t, lg in logits.items():
+            lg = lg.detach().float()
+            if self.task_kind == "multilabel":
+                probs[t] = torch.sigmoid(lg).cpu()
+                continue
+            p = torch.softmax(lg, dim=-1).cpu()
+            probs[t] = p
+            if self._rating_tasks.get(t):
+                expected[t] = p @ _rating_values(p.shape[-1])
+        out: dict[str, Any] = {"probs": probs, "expected": expected}
+        if x is not batch:
+            for k in ("subject", "trial", "start", "window", "y"):
+                if k in batch:
+                    v = batch[k]
+                    out[k] = {t: w.detach().cpu() for t, w in v.items()} if isinstance(v, Mapping) else (
+                        v.detach().cpu() if isinstance(v, Tensor) else v)
+        return out
+
+    @property
+    def _rating_tasks(self) -> dict[str, bool]:
+        spec = task_set_spec(self.model.task_set)
+        return {t.name: t.rating is not None for t in spec.tasks}
 
     def configure_optimizers(self):
 
@@ -137,6 +203,31 @@ def effective_weights(loss_fn: torch.nn.Module) -> dict[str, float]:
     if callable(w):
         w = w()
     return {t: float(v) for t, v in dict(w).items()}
+
+
+def _rating_values(n: int) -> Tensor:
+    """Rating of each of ``n`` ordinal classes: 1..9 for 9 classes, else spread over [1, 9]."""
+    if n == 9:
+        return torch.arange(1.0, 10.0)
+    return torch.linspace(1.0, 9.0, n) if n > 1 else torch.tensor([5.0])
+
+
+def concat_predictions(outputs: Any) -> dict[str, Any]:
+    """Join ``trainer.predict``'s per-batch dicts (:meth:`AffectModule.predict_step`).
+
+    ``outputs`` is a list of dicts, or a list of such lists (several dataloaders: they are
+    joined in order). Returns the same layout with every tensor concatenated over batches.
+    """
+    flat = [o for group in outputs for o in (group if isinstance(group, list) else [group])]
+    if not flat:
+        return {"probs": {}, "expected": {}}
+    out: dict[str, Any] = {}
+    for k, v in flat[0].items():
+        if isinstance(v, Mapping):
+            out[k] = {t: torch.cat([o[k][t] for o in flat]) for t in v}
+        elif isinstance(v, Tensor):
+            out[k] = torch.cat([o[k].reshape(-1) if o[k].ndim == 0 else o[k] for o in flat])
+    return out
 
 
 def _accuracy(logits: Tensor, target: Tensor, kind: str) -> Tensor:
