@@ -57,7 +57,7 @@ def test_fit_test_predict_with_the_package_datamodule(setup):
     assert res["test/valence_acc"] == pytest.approx(acc, abs=1e-6)
 
     # AffectDataModule has no predict_dataloader (datamodule.py): its test loader is predicted
-    outs = trainer.predict(module, dataloaders=dm.test_dataloader())
+    outs = trainer.predict(module, datamodule=dm)  # the datamodule's predict loader: the test windows
     assert len(outs) == 2
     pred = concat_predictions(outs)
     assert set(pred["probs"]) == set(tasks) == set(pred["expected"])

@@ -209,6 +209,10 @@ class AffectDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_ds, _Sequential(len(self.test_ds), self.batch_size))
 
+    def predict_dataloader(self) -> DataLoader:
+        """The test windows, in order (``trainer.predict(module, datamodule=dm)``)."""
+        return self.test_dataloader()
+
 
 def batches(ds, batch_size: int) -> Iterator[dict]:
     """Sequential batches of a dataset (no DataLoader), for evaluation."""
