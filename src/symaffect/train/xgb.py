@@ -9,7 +9,21 @@ Features of one window (``{modality: (C, T)}`` at ``sfreq``), from Welch's perio
   slope (per second) and the log band power in :data:`SLOW_BANDS` (0.25-1, 1-4, 4-20,
   20-45 Hz: respiration, heart rate / blinks, EMG) -> 7 per channel.
 
-With all three modalities that is 32 x 4 + 8 x 7 = 184 features. Every task gets its own
+With all three modalities that is 32 x 4 + 8 x 7 = 184 features.
+
+The peripheral block is chosen by ``peripheral_features`` (:data:`PERIPHERAL_FEATURE_SETS`;
+in a run config ``model.kwargs.peripheral_features``, default ``"basic"``):
+
+* ``"basic"``: the 6 x 7 statistics and band powers above (unchanged default).
+* ``"neurokit"``: instead, the 8 NeuroKit2 features of
+  :mod:`symaffect.data.physio_features` (heart rate, SDNN, RMSSD from the BVP pulse
+  peaks; skin conductance level, SCR count and mean amplitude from GSR converted to
+  conductance; breathing rate and depth), computed on the *recorded* signal (the
+  dataset's normalisation is undone first) and NaN where a window cannot be analysed.
+  EMG and temperature then give no features.
+* ``"both"``: the basic 42 followed by the 8 NeuroKit2 columns.
+
+The NeuroKit2 features need ``neurokit2`` (``pip install 'symaffect[live]'``). Every task gets its own
 :class:`xgboost.XGBClassifier` (``tree_method="hist"``, ``n_jobs=2`` unless the run's
 ``model.kwargs`` say otherwise: on a busy 2-core machine ``n_jobs=1`` can be ten times
 faster), early-stopped on the validation windows; the multi-label quadrant branch gets one binary classifier per label.
@@ -27,6 +41,8 @@ import numpy as np
 from scipy.signal import welch
 
 from symaffect._io import write_json
+from symaffect.data import physio_features as pf
+from symaffect.errors import ConfigError
 from symaffect.extras import require
 from symaffect.spec import EEG_BANDS, MODALITIES
 
@@ -51,21 +67,44 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 """XGBoost hyper-parameters unless the run's ``model.kwargs`` override them."""
 
+PERIPHERAL_FEATURE_SETS: tuple[str, ...] = ("basic", "neurokit", "both")
+"""Values of ``peripheral_features`` (module docstring)."""
 
-def feature_names(modalities: Sequence[str]) -> list[str]:
+FEATURE_KEYS: tuple[str, ...] = ("peripheral_features",)
+"""Keys of ``model.kwargs`` that choose features, not XGBoost hyper-parameters."""
+
+
+def peripheral_feature_set(params: Mapping[str, Any] | None) -> str:
+    """The ``peripheral_features`` of a run's ``model.kwargs`` (default ``"basic"``), checked."""
+    value = dict(params or {}).get("peripheral_features", "basic")
+    if value not in PERIPHERAL_FEATURE_SETS:
+        raise ConfigError(
+            f"model.kwargs.peripheral_features: {value!r} is not one of {PERIPHERAL_FEATURE_SETS}"
+        )
+    return value
+
+
+def feature_names(modalities: Sequence[str], *, peripheral_features: str = "basic") -> list[str]:
     """Names of the columns of :func:`window_features`, in order."""
+    peripheral_feature_set({"peripheral_features": peripheral_features})
     names = []
     for m in modalities:
         spec = MODALITIES[m]
         if m == "eeg":
             names += [f"eeg:{c}:{b}" for c in spec.ch_names for b in EEG_BANDS]
-        else:
+            continue
+        if m != "peripheral" or peripheral_features != "neurokit":
             stats = ["mean", "std", "slope", *SLOW_BANDS]
             names += [f"{m}:{c}:{s}" for c in spec.ch_names for s in stats]
+        if m == "peripheral" and peripheral_features != "basic":
+            names += pf.feature_names(spec.ch_names)
     return names
 
 
-def window_features(x: Mapping[str, np.ndarray], *, sfreq: float) -> np.ndarray:
+def window_features(
+    x: Mapping[str, np.ndarray], *, sfreq: float, peripheral_features: str = "basic",
+    raw_peripheral: np.ndarray | None = None,
+) -> np.ndarray:
     """Spectral and statistical features of a batch of windows.
 
     Parameters
@@ -74,14 +113,29 @@ def window_features(x: Mapping[str, np.ndarray], *, sfreq: float) -> np.ndarray:
         Windows per modality (the keys' order fixes the column order).
     sfreq : float
         Sampling rate in Hz.
+    peripheral_features : {"basic", "neurokit", "both"}
+        The peripheral block (module docstring).
+    raw_peripheral : ndarray, shape (N, 6, T), optional
+        The peripheral windows in recorded units (GSR in Ohm), for the NeuroKit2
+        features; default ``x["peripheral"]`` (right when ``x`` is not normalised).
 
     Returns
     -------
     ndarray, shape (N, n_features), float32
-        Columns named by :func:`feature_names` ``(list(x))``.
+        Columns named by :func:`feature_names` ``(list(x), peripheral_features=...)``.
     """
+    peripheral_feature_set({"peripheral_features": peripheral_features})
     cols = []
     for m, w in x.items():
+        if m == "peripheral" and peripheral_features != "basic":
+            raw = w if raw_peripheral is None else raw_peripheral
+            nkf = pf.physio_features(raw, sfreq=sfreq, ch_names=MODALITIES[m].ch_names)
+            if peripheral_features == "neurokit":
+                cols.append(nkf)
+                continue
+            cols.append(window_features({m: w}, sfreq=sfreq))
+            cols.append(nkf)
+            continue
         w = np.asarray(w, dtype=np.float64)
         N, C, T = w.shape
         nperseg = min(T, int(4 * sfreq))
@@ -108,13 +162,22 @@ def _band_power(freqs: np.ndarray, psd: np.ndarray, lo: float, hi: float) -> np.
     return psd[..., sel].sum(axis=-1) * df
 
 
-def dataset_features(ds, sfreq: float, chunk: int = 256) -> np.ndarray:
+def dataset_features(ds, sfreq: float, chunk: int = 256, *, peripheral_features: str = "basic") -> np.ndarray:
     """:func:`window_features` of every window of a :class:`~symaffect.data.dataset.WindowDataset`,
-    ``(n_windows, n_features)``, read ``chunk`` windows at a time."""
+    ``(n_windows, n_features)``, read ``chunk`` windows at a time.
+
+    The NeuroKit2 features (``peripheral_features`` ``"neurokit"`` or ``"both"``) are
+    computed on the recorded signal (:func:`symaffect.data.physio_features.raw_windows`),
+    the others on the dataset's (normalised) windows."""
+    peripheral_feature_set({"peripheral_features": peripheral_features})
+    nk = peripheral_features != "basic" and "peripheral" in ds.modalities
     parts = []
     for b in range(0, len(ds), chunk):
-        batch = ds.get_batch(np.arange(b, min(b + chunk, len(ds))))
-        parts.append(window_features({m: v.numpy() for m, v in batch["x"].items()}, sfreq=sfreq))
+        pos = np.arange(b, min(b + chunk, len(ds)))
+        batch = ds.get_batch(pos)
+        raw = pf.raw_windows(ds, pos) if nk else None
+        parts.append(window_features({m: v.numpy() for m, v in batch["x"].items()}, sfreq=sfreq,
+                                     peripheral_features=peripheral_features, raw_peripheral=raw))
     if not parts:
         return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(parts)
@@ -138,7 +201,7 @@ class TaskClassifier:
     def __init__(self, *, n_classes: int, seed: int = 0, params: Mapping[str, Any] | None = None):
         self.n_classes = int(n_classes)
         self.seed = int(seed)
-        self.params = {**DEFAULT_PARAMS, **dict(params or {})}
+        self.params = {k: v for k, v in {**DEFAULT_PARAMS, **dict(params or {})}.items() if k not in FEATURE_KEYS}
         self.classes_: np.ndarray | None = None
         self.model_: Any = None
 
@@ -222,6 +285,7 @@ def fit_tasks(
     multilabel: bool,
     seed: int,
     params: Mapping[str, Any] | None = None,
+    features: str = "basic",
 ) -> dict[str, TaskClassifier | list[TaskClassifier]]:
     """One classifier per task (a list of binary ones per label when ``multilabel``).
 
@@ -235,7 +299,23 @@ def fit_tasks(
     multilabel : bool
     seed : int
     params : dict, optional
+        The run's ``model.kwargs``: XGBoost hyper-parameters and ``peripheral_features``.
+    features : {"basic", "neurokit", "both"}
+        The peripheral feature set ``X`` was computed with; must be the one ``params``
+        ask for (a run that asks for NeuroKit2 features never silently gets others).
+
+    Raises
+    ------
+    ConfigError
+        ``params["peripheral_features"]`` differs from ``features``.
     """
+    wanted = peripheral_feature_set(params)
+    if wanted != peripheral_feature_set({"peripheral_features": features}):
+        raise ConfigError(
+            f"model.kwargs.peripheral_features is {wanted!r} but the features were computed as "
+            f"{features!r}: pass peripheral_features={wanted!r} to dataset_features and "
+            f"features={wanted!r} to fit_tasks"
+        )
     out: dict[str, Any] = {}
     for task, y in targets.items():
         yv = None if val_targets is None else val_targets[task]
