@@ -189,7 +189,8 @@ def out_file(*suffixes: str) -> Callable[[Any], Any]:
         if v.is_dir():
             raise typer.BadParameter(f"{str(v)!r} is a folder; give a file name")
         if suffixes and v.suffix.lower() not in suffixes:
-            raise typer.BadParameter(f"{str(v)!r} must end in {' or '.join(suffixes)}")
+            listed = ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+            raise typer.BadParameter(f"{str(v)!r} must end in {listed}")
         _no_file_above(v.parent)
 
     return _door(check)
@@ -646,7 +647,8 @@ def predict_cmd(
         callback=SFREQ, help="Sampling rate of a CSV without time column.")] = None,
     hop: Annotated[float, typer.Option(callback=POSITIVE_SECONDS, help="Seconds between predictions.")] = 1.0,
     out: Annotated[Optional[Path], typer.Option(
-        callback=out_file(".csv", ".json"), help="Write predictions to .csv or .json.")] = None,
+        callback=out_file(".csv", ".json", ".parquet"),
+        help="Write predictions to .csv, .json or .parquet (needs symaffect[pandas]).")] = None,
     threads: Annotated[int, typer.Option(
         callback=THREADS, help="torch threads (one window at a time: 1 is fastest).")] = 1,
 ) -> None:
@@ -655,6 +657,9 @@ def predict_cmd(
 
     from symaffect.stream.pipeline import Predictor, run_recording, summary, write_predictions
 
+    if out is not None and out.suffix.lower() == ".parquet":  # a missing extra fails before any work
+        require("pandas", "writing .parquet")
+        require("pyarrow", "writing .parquet")
     rec = _read_recording(recording, channel_map, trial=trial, sfreq=sfreq)
     predictor = Predictor(run, num_threads=threads)  # a bad model fails before any note is printed
     for note in rec.notes:

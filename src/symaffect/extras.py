@@ -7,6 +7,7 @@ and evaluation. The live and web stack and the optional baselines come as extras
     pip install "symaffect[dashboard]"  # the FastAPI dashboard and session reports
     pip install "symaffect[xgboost]"    # the XGBoost baseline
     pip install "symaffect[export]"     # ONNX export
+    pip install "symaffect[pandas]"     # DataFrames of predictions, metrics and sessions; .parquet
     pip install "symaffect[all]"        # everything
 
 Code that needs an optional module calls :func:`require` (a one-line
@@ -26,6 +27,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "dashboard": ("fastapi", "uvicorn", "plotly", "jinja2"),
     "xgboost": ("xgboost",),
     "export": ("onnx", "onnxscript", "onnxruntime"),
+    "pandas": ("pandas", "pyarrow"),
 }
 """Importable top-level modules of each extra."""
 

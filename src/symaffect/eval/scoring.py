@@ -22,7 +22,16 @@ the suites and the demo do).
                absent for xgboost), "train_majority_rate": {task: share},
                "tasks": {task: report}}],
      "summary": {task: {"model" | "majority" | "majority_test_oracle" | "prior_random":
-                        {metric: {"mean", "std", "n"}}, "kind", "n_classes"}}}
+                        {metric: {"mean", "std", "n"}}, "kind", "n_classes"}},
+     "provenance": {...}}
+
+``provenance`` is :func:`symaffect.provenance.provenance` (package versions, python,
+platform) with ``config`` (the run's ``config.yaml``: path relative to the run folder and
+SHA-256), ``data`` (the SHA-256 fingerprint and per-file rows of the ``sNN.dat`` / ``.mat``
+files the prepared data was read from; absent when the data came from records in memory)
+and ``prepared`` ({"fingerprint": the prepared data's cache key, "source"}).
+
+:func:`metrics_frame` reads ``metrics.json`` into a tidy pandas DataFrame.
 
 A task ``report`` is :func:`symaffect.eval.metrics.task_report` (single-label: ``model``,
 ``majority`` -- the most frequent class of the *training* windows scored on the same
@@ -42,13 +51,16 @@ import torch
 from rich.table import Table
 
 from symaffect._io import atomic_write, read_json, write_json
+from symaffect.data.deap import list_subject_files
 from symaffect.data.labels import majority_rate
 from symaffect.errors import DataError
+from symaffect.extras import require
 from symaffect.eval.metrics import (
     aggregate_reports,
     multilabel_task_report,
     task_report,
 )
+from symaffect.provenance import provenance
 from symaffect.run_folder import RunFolder
 from symaffect.spec import task_set as task_set_spec
 from symaffect.train import xgb
@@ -198,7 +210,23 @@ def score_run(
                 raise DataError(run.fold_dir(fold.fold, seed),
                                 "fold was not trained (no fit.json); run train again to resume")
             runs.append(score_fold(data, fold, seed, run, fit))
-    return write_metrics(run, data.cfg, data.protocol, runs)
+    return write_metrics(run, data.cfg, data.protocol, runs, provenance=run_provenance(run, data))
+
+
+def run_provenance(run: RunFolder, data: RunData) -> dict:
+    """:func:`symaffect.provenance.provenance` of a run scored on ``data``: its
+    ``config.yaml``, the data files its prepared data was read from (hashed: SHA-256 of
+    every byte) and the prepared data's fingerprint (cache key) and source."""
+    prepared = data.prepared
+    folder = Path(prepared.source) if prepared.source and not prepared.source.startswith("<") else None
+    files = list_subject_files(folder) if folder is not None and folder.is_dir() else None
+    return provenance(
+        config=run.config if run.config.is_file() else data.cfg.to_dict(),
+        config_root=run.root,
+        data_files=files,
+        data_root=folder,
+        extra={"prepared": {"fingerprint": prepared.fingerprint, "source": prepared.source}},
+    )
 
 
 def train_and_score(cfg: RunConfig, data_dir: str | Path, out_dir: str | Path, **train_kwargs) -> Path:
@@ -211,8 +239,13 @@ def train_and_score(cfg: RunConfig, data_dir: str | Path, out_dir: str | Path, *
     return out
 
 
-def write_metrics(run: RunFolder, cfg: RunConfig, protocol, runs: list[dict]) -> dict:
-    """Aggregate per-run reports into the run's ``metrics.json`` (atomically) and return it."""
+def write_metrics(run: RunFolder, cfg: RunConfig, protocol, runs: list[dict], *,
+                  provenance: dict | None = None) -> dict:
+    """Aggregate per-run reports into the run's ``metrics.json`` (atomically) and return it.
+
+    ``provenance`` (default: :func:`symaffect.provenance.provenance` of the run's config
+    alone) is stored under the ``"provenance"`` key; see :func:`run_provenance`.
+    """
     runs = sorted(runs, key=lambda r: (r["fold"], r["seed"]))
     tasks = list(runs[0]["tasks"]) if runs else []
     summary = {}
@@ -242,9 +275,79 @@ def write_metrics(run: RunFolder, cfg: RunConfig, protocol, runs: list[dict]) ->
         "n_test_windows": int(sum(r["n_test_windows"] for r in runs)),
         "runs": runs,
         "summary": summary,
+        "provenance": provenance if provenance is not None else _config_provenance(run, cfg),
     }
     write_json(run.metrics, metrics)
     return metrics
+
+
+def _config_provenance(run: RunFolder, cfg: RunConfig) -> dict:
+    return provenance(config=run.config if run.config.is_file() else cfg.to_dict(), config_root=run.root)
+
+
+SOURCES = ("model", "majority", "majority_test_oracle", "prior_random")
+"""What a task report scores: the model and the trivial baselines."""
+
+
+def metrics_frame(metrics: Mapping | str | Path, *, summary: bool = False):
+    """A run's ``metrics.json`` as a tidy :class:`pandas.DataFrame`.
+
+    Parameters
+    ----------
+    metrics : dict or path
+        The metrics dict, the ``metrics.json`` file or the run folder holding it.
+    summary : bool
+        False: one row per fold x seed x task x source x metric (every scalar number of
+        the per-run task reports; confusion matrices and per-class lists are left out).
+        True: one row per task x source x metric of the summary (mean, std, n over folds
+        and seeds).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``summary=False``: columns ``fold`` (int64), ``seed`` (int64), ``task``,
+        ``source`` (``model``, ``majority``, ``majority_test_oracle``, ``prior_random``),
+        ``metric`` (str) and ``value`` (float64). ``summary=True``: ``task``, ``source``,
+        ``metric``, ``mean``, ``std`` (float64) and ``n`` (int64). Also ``model`` and
+        ``protocol`` (str) on every row, so that frames of several runs concatenate.
+
+    Raises
+    ------
+    DataError
+        The file is missing or not a metrics file.
+    MissingExtra
+        pandas is not installed.
+    """
+    pd = require("pandas", "a DataFrame of metrics")
+    if not isinstance(metrics, Mapping):
+        path = Path(metrics)
+        if path.is_dir():
+            path = RunFolder(path).metrics
+        metrics = read_json(path)
+        if metrics.get("format") != METRICS_FORMAT:
+            raise DataError(path, f"not a symaffect metrics file (format {metrics.get('format')!r})")
+    label = {"model": str(metrics.get("model", "")), "protocol": str((metrics.get("protocol") or {}).get("name", ""))}
+    rows: list[dict] = []
+    if summary:
+        for task, s in metrics.get("summary", {}).items():
+            for source in SOURCES:
+                for metric, agg in (s.get(source) or {}).items():
+                    if isinstance(agg, Mapping) and "mean" in agg:
+                        rows.append({**label, "task": task, "source": source, "metric": metric,
+                                     "mean": agg["mean"], "std": agg["std"], "n": agg["n"]})
+        cols = ["model", "protocol", "task", "source", "metric", "mean", "std", "n"]
+        types = {"mean": "float64", "std": "float64", "n": "int64"}
+    else:
+        for r in metrics.get("runs", []):
+            for task, rep in r.get("tasks", {}).items():
+                for source in SOURCES:
+                    for metric, v in (rep.get(source) or {}).items():
+                        if isinstance(v, (int, float)) and not isinstance(v, bool):
+                            rows.append({**label, "fold": r["fold"], "seed": r["seed"], "task": task,
+                                         "source": source, "metric": metric, "value": v})
+        cols = ["model", "protocol", "fold", "seed", "task", "source", "metric", "value"]
+        types = {"fold": "int64", "seed": "int64", "value": "float64"}
+    return pd.DataFrame(rows, columns=cols).astype(types)
 
 
 def metrics_table(metrics: dict):
@@ -293,8 +396,10 @@ def metrics_table(metrics: dict):
 
 __all__ = [
     "logits_to_pred",
+    "metrics_frame",
     "metrics_table",
     "predict_fold",
+    "run_provenance",
     "score",
     "score_fold",
     "score_run",

@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from symaffect._io import write_json, write_text
+from symaffect._io import atomic_write, write_json, write_text
 from symaffect.data.contract import PreprocessingContract
 from symaffect.errors import DataError
+from symaffect.extras import require
 from symaffect.models.calibration import (
     CalibratedModel,
     Calibration,
@@ -45,7 +46,7 @@ from symaffect.models.calibration import (
 from symaffect.models.checkpoint import load_checkpoint
 from symaffect.run_folder import model_file
 from symaffect.spec import MODALITIES, SFREQ
-from symaffect.stream.prediction import Prediction
+from symaffect.stream.prediction import Prediction, predictions_frame
 from symaffect.stream.preprocess import StreamPreprocessor, WindowBuffer
 from symaffect.stream.quality import QualityFlag, QualityThresholds, modality_flags
 from symaffect.stream.recording import Recording
@@ -654,10 +655,32 @@ def predictions_table(preds: Sequence[Prediction]) -> list[dict]:
     return rows
 
 
+OUT_SUFFIXES = (".csv", ".json", ".parquet")
+"""What :func:`write_predictions` writes."""
+
+
 def write_predictions(path: str | Path, preds: Sequence[Prediction]) -> Path:
-    """Write predictions as ``.csv`` (one row per hop) or ``.json`` (list of dicts), atomically."""
+    """Write predictions atomically, as the suffix says: ``.csv`` (one row per hop,
+    :func:`predictions_table`), ``.json`` (a list of :meth:`Prediction.to_dict`) or
+    ``.parquet`` (:func:`predictions_frame`, full precision; needs pyarrow).
+
+    Raises
+    ------
+    DataError
+        Another suffix (the message names the file and the suffixes).
+    MissingExtra
+        ``.parquet`` without pandas or pyarrow.
+    """
     path = Path(path)
-    if path.suffix.lower() == ".json":
+    suffix = path.suffix.lower()
+    if suffix not in OUT_SUFFIXES:
+        raise DataError(path, "output must end in .csv, .json or .parquet")
+    if suffix == ".parquet":
+        require("pyarrow", "writing .parquet")
+        frame = predictions_frame(preds)
+        with atomic_write(path, "wb") as f:
+            frame.to_parquet(f, index=False)
+    elif suffix == ".json":
         write_json(path, [p.to_dict() for p in preds])
     elif path.suffix.lower() == ".csv":
         rows = predictions_table(preds)
@@ -667,8 +690,6 @@ def write_predictions(path: str | Path, preds: Sequence[Prediction]) -> Path:
         w.writeheader()
         w.writerows(rows)
         write_text(path, buf.getvalue())
-    else:
-        raise DataError(path, "output must end in .csv or .json")
     return path
 
 

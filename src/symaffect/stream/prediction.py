@@ -1,7 +1,8 @@
 """One prediction per hop: class probabilities, expected ratings, quadrant, confidence.
 
 This module is import-light (numpy only) so that :mod:`symaffect.stream.store` and the
-dashboard can use :class:`Prediction` without importing torch.
+dashboard can use :class:`Prediction` without importing torch; pandas is imported only by
+:func:`predictions_frame`.
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from symaffect.extras import require
 from symaffect.spec import QUADRANT_RULE, RATING_COLUMNS, quadrant_of
 
 
@@ -209,3 +212,71 @@ class Prediction:
         return all(
             math.isclose(self.expected[k], other.expected[k], abs_tol=atol) for k in self.expected
         )
+
+
+FRAME_COLUMNS = ("t", "valence", "arousal", "liking", "quadrant", "confidence")
+"""The first columns of :func:`predictions_frame`; then ``spread_<task>``, ``modalities_used``,
+``flags``, ``latency_ms``, ``model_label``, ``calibration_id`` and ``p_<task>_<k>``."""
+
+
+def predictions_frame(preds: Sequence[Any]):
+    """Predictions as a :class:`pandas.DataFrame`, one row per hop.
+
+    Parameters
+    ----------
+    preds : sequence of Prediction or PredictionRow
+        Anything with the attributes of :class:`Prediction` (``t``, ``valence``,
+        ``arousal``, ``liking``, ``quadrant``, ``confidence``, ``modalities_used``,
+        ``flags``, ``latency_ms``, ``probabilities``, ``model_label``,
+        ``calibration_id``): the list :func:`symaffect.stream.pipeline.predict_recording`
+        returns, or :meth:`symaffect.stream.store.SessionStore.predictions` rows.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns, in order: ``t``, ``valence``, ``arousal``, ``liking`` (float64; NaN for a
+        task the model does not predict), ``quadrant`` (string; missing when none),
+        ``confidence`` (float64), ``spread_<task>`` per rating task (float64:
+        :func:`rating_spread`), ``modalities_used`` (string, ``"eeg+peripheral"``),
+        ``flags`` (string, ``"eeg:flat;peripheral:clipping"``, ``""`` when none; the CSV's
+        encoding of both), ``latency_ms`` (float64), ``model_label`` (string),
+        ``calibration_id`` (Int64, nullable) and ``p_<task>_<k>`` (float64, k from 1), the
+        tasks in the model's order. Full precision (the CSV rounds to 6 decimals).
+
+    Raises
+    ------
+    MissingExtra
+        pandas is not installed.
+    """
+    pd = require("pandas", "a DataFrame of predictions")
+    tasks: dict[str, int] = {}
+    for p in preds:
+        for task, probs in p.probabilities.items():
+            tasks[task] = max(tasks.get(task, 0), len(probs))
+    spread_tasks = [t for t in tasks if t in RATING_COLUMNS]
+    cols: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    cols.update({f"spread_{t}": [] for t in spread_tasks})
+    for c in ("modalities_used", "flags", "latency_ms", "model_label", "calibration_id"):
+        cols[c] = []
+    prob_cols = [(t, k) for t, n in tasks.items() for k in range(n)]
+    cols.update({f"p_{t}_{k + 1}": [] for t, k in prob_cols})
+    nan = float("nan")
+    for p in preds:
+        for c in ("t", "valence", "arousal", "liking", "confidence", "latency_ms"):
+            v = getattr(p, c)
+            cols[c].append(nan if v is None else float(v))
+        cols["quadrant"].append(p.quadrant)
+        for t in spread_tasks:
+            cols[f"spread_{t}"].append(rating_spread(p.probabilities[t]) if t in p.probabilities else nan)
+        cols["modalities_used"].append("+".join(p.modalities_used))
+        cols["flags"].append(";".join(p.flags))
+        cols["model_label"].append(p.model_label)
+        cols["calibration_id"].append(p.calibration_id)
+        for t, k in prob_cols:
+            probs = p.probabilities.get(t, ())
+            cols[f"p_{t}_{k + 1}"].append(float(probs[k]) if k < len(probs) else nan)
+    types = {c: "float64" for c in cols if c not in ("quadrant", "modalities_used", "flags", "model_label",
+                                                      "calibration_id")}
+    types.update({c: "string" for c in ("quadrant", "modalities_used", "flags", "model_label")})
+    types["calibration_id"] = "Int64"
+    return pd.DataFrame(cols).astype(types)

@@ -87,8 +87,9 @@ from typing import Any
 import numpy as np
 
 from symaffect.errors import DataError
+from symaffect.extras import require
 from symaffect.spec import QUADRANT_CODES
-from symaffect.stream.prediction import Prediction, rating_spreads
+from symaffect.stream.prediction import Prediction, predictions_frame, rating_spreads
 
 log = logging.getLogger(__name__)
 
@@ -861,6 +862,10 @@ class SessionStore:
             raise DataError("session", f"no session with id {session_id}")
         return _session_row(rows[0], self.path)
 
+    def sessions_frame(self):
+        """:meth:`sessions` as a :class:`pandas.DataFrame` (:func:`to_dataframe`)."""
+        return to_dataframe(self.sessions(), SessionRow)
+
     def _check_session(self, session_id: int) -> None:
         if not self._read("SELECT 1 FROM sessions WHERE id = ?", (int(session_id),)):
             raise DataError("session", f"no session with id {session_id}")
@@ -1180,6 +1185,18 @@ class SessionStore:
         rows = self._read("SELECT * FROM quality WHERE session_id = ? ORDER BY t, id", (int(session_id),))
         return [_quality_row(r, self.path) for r in rows]
 
+    def quality_frame(self, session_id: int):
+        """:meth:`quality` as a :class:`pandas.DataFrame` (:func:`to_dataframe`)."""
+        return to_dataframe(self.quality(session_id), QualityRow)
+
+    def predictions_frame(self, session_id: int, since_t: float | None = None):
+        """:meth:`predictions` as a :class:`pandas.DataFrame` (:func:`to_dataframe`)."""
+        return to_dataframe(self.predictions(session_id, since_t), PredictionRow)
+
+    def segments_frame(self, session_id: int):
+        """:meth:`segments` as a :class:`pandas.DataFrame` (:func:`to_dataframe`)."""
+        return to_dataframe(self.segments(session_id), SegmentRow)
+
     # vital signs and strips -----------------------------------------------------------
 
     def add_vitals(self, session_id: int, t: float, vitals: Sequence[Any]) -> None:
@@ -1265,6 +1282,69 @@ class SessionStore:
     def integrity_check(self) -> str:
         """``PRAGMA integrity_check``: ``"ok"`` for a healthy file."""
         return self._read("PRAGMA integrity_check")[0][0]
+
+
+# --- DataFrames ----------------------------------------------------------------------
+
+_FRAME_TYPES: dict[type, dict[str, str]] = {
+    SessionRow: {"id": "int64", "participant": "string", "started_at": "float64", "ended_at": "float64",
+                 "model": "string", "run_dir": "string", "meta": "string", "n_predictions": "int64",
+                 "stream_seconds": "float64"},
+    SegmentRow: {"id": "int64", "session_id": "int64", "track": "string", "start": "float64", "end": "float64",
+                 "source": "string"},
+    QualityRow: {"id": "int64", "session_id": "int64", "t": "float64", "modality": "string", "flag": "string",
+                 "detail": "string"},
+}
+
+
+def to_dataframe(rows: Sequence[Any], row_type: type | None = None):
+    """Rows of the store as a :class:`pandas.DataFrame`, one row per row.
+
+    Parameters
+    ----------
+    rows : sequence of row dataclasses
+        All of one type (:meth:`SessionStore.sessions`, :meth:`~SessionStore.predictions`,
+        :meth:`~SessionStore.quality`, :meth:`~SessionStore.segments`, or any other row
+        type of this module).
+    row_type : type, optional
+        The rows' type (default: the first row's); gives the columns of an empty list.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :class:`PredictionRow`: ``id``, ``session_id`` (int64), the columns of
+        :func:`symaffect.stream.prediction.predictions_frame` (ratings, quadrant,
+        confidence, ``spread_<task>``, ``modalities_used`` and ``flags`` joined as in the
+        CSV, ``latency_ms``, ``model_label``, ``calibration_id``, ``p_<task>_<k>``) and
+        ``created_at`` (float64, Unix s). :class:`SessionRow`: its fields, ``meta`` as a
+        JSON string, ``ended_at`` NaN while open. :class:`QualityRow` and
+        :class:`SegmentRow`: their fields (numbers int64 / float64, text string). Any
+        other row type: the columns of its ``to_dict()``, pandas' own dtypes.
+
+    Raises
+    ------
+    MissingExtra
+        pandas is not installed.
+    """
+    pd = require("pandas", "a DataFrame of session rows")
+    row_type = row_type if row_type is not None else (type(rows[0]) if rows else None)
+    if row_type is PredictionRow:
+        frame = predictions_frame(rows)
+        frame.insert(0, "session_id", pd.array([r.session_id for r in rows], dtype="int64"))
+        frame.insert(0, "id", pd.array([r.id for r in rows], dtype="int64"))
+        frame["created_at"] = pd.array([math.nan if r.created_at is None else float(r.created_at) for r in rows],
+                                       dtype="float64")
+        return frame
+    if row_type is None:
+        return pd.DataFrame()
+    cols = [f.name for f in fields(row_type)]
+    records = [r.to_dict() for r in rows]
+    if row_type is SessionRow:
+        for rec in records:
+            rec["meta"] = json.dumps(rec["meta"], sort_keys=True)
+    frame = pd.DataFrame(records, columns=cols)
+    types = _FRAME_TYPES.get(row_type)
+    return frame.astype(types) if types else frame
 
 
 def _bad(path: Path, table: str, r: dict, col: str, problem: str) -> DataError:

@@ -52,6 +52,7 @@ from pathlib import Path
 import numpy as np
 
 from symaffect.errors import DataError
+from symaffect.provenance import provenance
 from symaffect.serve.report.formatting import (
     NOISE_POINTS,
     fmt_clock,
@@ -223,6 +224,37 @@ class ReportData:
     n_rated: int = 0
     wall_s: float | None = None
     replay_speed: float | None = None
+    provenance: dict = field(default_factory=dict)
+
+
+def session_provenance(session: SessionRow) -> dict:
+    """:func:`symaffect.provenance.provenance` of a session report: package versions,
+    python, platform, and the session's model (``model``, ``run_dir`` and
+    ``model_sha256``: the SHA-256 of the model file the session ran, from the session
+    meta; None when the session did not record it)."""
+    meta = session.meta if isinstance(session.meta, Mapping) else {}
+    digest = meta.get("model_sha256")
+    return provenance(extra={"session_id": int(session.id), "model": session.model, "run_dir": session.run_dir,
+                             "model_sha256": str(digest) if digest else None})
+
+
+def provenance_rows(prov: Mapping) -> list[tuple[str, str]]:
+    """(label, text) rows of a provenance dict, for the report's footer (HTML and PDF)."""
+    rows = []
+    if "model_sha256" in prov:
+        rows.append(("Model SHA-256", prov.get("model_sha256") or "not recorded"))
+    if prov.get("run_dir"):
+        rows.append(("Run folder", str(prov["run_dir"])))
+    if "config" in prov:
+        rows.append(("Config SHA-256", f"{prov['config'].get('sha256')} ({prov['config'].get('path', 'dict')})"))
+    if "data" in prov:
+        rows.append(("Data fingerprint", f"{prov['data']['fingerprint']} ({prov['data']['n_files']} files)"))
+    pk = prov.get("packages") or {}
+    if pk:
+        rows.append(("Packages", ", ".join(f"{k} {v}" for k, v in pk.items())))
+    if prov.get("python"):
+        rows.append(("Python", f"{prov['python']} on {prov.get('platform', '?')}"))
+    return rows
 
 
 def _nan(x: float | None) -> float:
@@ -749,7 +781,7 @@ def build_report_data(
     n_rated = sum(1 for s in summaries if s.own)
     summary += model_sentences(series, summaries, n_rated)
     return ReportData(session, series, segs, baseline, summaries, shares, qual, duration, summary, models, n_rated,
-                      wall_clock_length(session, duration), replay_speed(session))
+                      wall_clock_length(session, duration), replay_speed(session), session_provenance(session))
 
 
 def session_counts(data: ReportData) -> dict:

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 from matplotlib.figure import Figure
 
-from symaffect.serve.report.data import CAVEAT, CONFIDENCE_EXPLAINED, ReportData
+from symaffect.serve.report.data import CAVEAT, CONFIDENCE_EXPLAINED, ReportData, provenance_rows
 from symaffect.serve.report.figures import report_figures
 from symaffect.serve.report.formatting import (
     NOISE_POINTS,
@@ -83,4 +83,5 @@ def render_html(data: ReportData) -> str:
         quality_notes=data.quality.notes,
         gaps=[f"{fmt_clock(a)}–{fmt_clock(b)}" for a, b in data.quality.gaps[:MAX_GAPS_LISTED]],
         generated=dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M"),
+        provenance=provenance_rows(data.provenance),
     )
