@@ -213,3 +213,29 @@ def test_real_eda_gives_plausible_level_and_responses():
     assert np.isfinite(count).all() and count.max() >= 1 and count.max() <= 6
     amp = _col(f, "GSR:scr_amplitude")
     assert (np.isnan(amp) == (count == 0)).all() and np.nanmin(amp) >= pf.SCR_MIN_AMPLITUDE
+
+
+def test_a_run_with_neurokit_features_trains_and_scores_with_them(tiny_data, cache_dir, tmp_path):
+    """The run path (train_run, then score_run) computes the configured feature set on
+    both sides: the run trains, scores, and the saved classifiers read the NeuroKit2 width."""
+    import json
+
+    from symaffect.eval.scoring import train_and_score
+
+    kwargs = {"n_estimators": 10, "max_depth": 2, "n_jobs": 1, "peripheral_features": "neurokit"}
+    cfg = tiny_config(**{"model.name": "xgboost", "model.kwargs": kwargs,
+                         "data.window.window_seconds": 10.0, "data.window.stride_seconds": 10.0})
+    run = train_and_score(cfg, tiny_data, tmp_path / "run", cache_dir=cache_dir)
+    metrics = json.loads((Path(run) / "metrics.json").read_text())
+    assert metrics["model"] == "xgboost"
+    width = len(xgb.feature_names(cfg.data.modalities, peripheral_features="neurokit"))
+    assert width != len(xgb.feature_names(cfg.data.modalities))  # the two sets differ in width
+    import xgboost
+
+    boosters = sorted(Path(run).glob("fold*-seed*/xgboost/*.ubj"))
+    assert boosters
+    for path in boosters:  # every saved classifier read the NeuroKit2-width feature vector
+        booster = xgboost.Booster()
+        booster.load_model(path)
+        assert booster.num_features() == width
+    assert (Path(run) / "fold0-seed0" / "predictions.npz").is_file()  # and it was scored with the same width

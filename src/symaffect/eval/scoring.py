@@ -130,7 +130,8 @@ def predict_fold(data: RunData, fold, seed: int, run: RunFolder, fit: Mapping) -
     where = run.resolve(str(fit.get("checkpoint", "")))
     if cfg.model.name in NON_TORCH_MODELS:
         models = xgb.load_tasks(where, {t.name: t for t in data.tasks.tasks})
-        return xgb.predict_tasks(models, xgb.dataset_features(test_ds, data.prepared.sfreq))
+        fs = xgb.peripheral_feature_set(data.cfg.model.kwargs)
+        return xgb.predict_tasks(models, xgb.dataset_features(test_ds, data.prepared.sfreq, peripheral_features=fs))
     model, _ = load_lightning_weights(where, cfg.model.name, data.model_kwargs(), root=run.root)
     device = _device(cfg)
     logits = predict_logits(model.to(device), batches(test_ds, 256), device=device)

@@ -330,15 +330,17 @@ def _xgb_fold(data: RunData, fold, seed: int, run: RunFolder) -> dict:
     cfg, spec = data.cfg, data.tasks
     train_ds, val_ds = data.dataset(fold, "train"), data.dataset(fold, "val")
     has_val = len(val_ds) > 0
+    fs = xgb.peripheral_feature_set(cfg.model.kwargs)
     models = xgb.fit_tasks(
-        xgb.dataset_features(train_ds, data.prepared.sfreq),
+        xgb.dataset_features(train_ds, data.prepared.sfreq, peripheral_features=fs),
         {t: train_ds.targets(t) for t in spec.names},
-        xgb.dataset_features(val_ds, data.prepared.sfreq) if has_val else None,
+        xgb.dataset_features(val_ds, data.prepared.sfreq, peripheral_features=fs) if has_val else None,
         {t: val_ds.targets(t) for t in spec.names} if has_val else None,
         n_outputs=spec.n_outputs,
         multilabel=spec.kind == "multilabel",
         seed=seed,
         params=cfg.model.kwargs,
+        features=fs,
     )
     folder = run.xgboost_dir(fold.fold, seed)
     xgb.save_tasks(models, folder)
