@@ -9,7 +9,6 @@ documented without editing a page.
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -65,28 +64,3 @@ napoleon_custom_sections = [("Shape", "params_style")]  # models: "Shape" reads 
 
 # no network at build time, ever
 intersphinx_mapping: dict = {}
-
-_DASHES = re.compile(r"^\s*-{3,}\s*$")
-
-
-def _multiline_headings(app, what, name, obj, options, lines):
-    """Turn a heading that wraps over several lines (text, then a ``----`` underline)
-    into a rubric: reST titles are one line, numpydoc section names are one word, and a
-    wrapped one is a docutils error. Nothing else is changed."""
-    i = 1
-    while i < len(lines):
-        if _DASHES.match(lines[i]) and lines[i - 1].strip():
-            start = i - 1
-            while start > 0 and lines[start - 1].strip():
-                start -= 1
-            if i - start > 1:
-                indent = lines[start][: len(lines[start]) - len(lines[start].lstrip())]
-                text = " ".join(s.strip() for s in lines[start:i])
-                lines[start : i + 1] = [f"{indent}.. rubric:: {text}", ""]
-                i = start + 2
-                continue
-        i += 1
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _multiline_headings)

@@ -8,9 +8,11 @@ so that a heart rate of 300 bpm or 120 breaths a minute shows up as a sensor pro
 instead of as data. :func:`signal_strips` gives the last few seconds of raw signal per
 modality, decimated for drawing.
 
-Vitals (one :class:`Vital` each; ``status`` is ``"ok"``, ``"implausible"``, ``"poor"`` or
-``"unknown"``, ``detail`` says why in plain words)
-------------------------------------------------------------------------------------
+Vitals
+------
+One :class:`Vital` each; ``status`` is ``"ok"``, ``"implausible"``, ``"poor"`` or
+``"unknown"``, and ``detail`` says why in plain words.
+
 ``BVP`` (photoplethysmogram, any units)
     ``heart_rate`` (bpm): ``ppg_clean`` (Elgendi, 0.5-8 Hz) -> ``ppg_findpeaks``
     (Elgendi) -> ``signal_rate``, median over the beats; at least 3 beats. The detector
