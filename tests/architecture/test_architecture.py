@@ -18,6 +18,8 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
                        "symaffect.stream", "symaffect.serve", "symaffect.cli"),
     "symaffect.run_folder": ("symaffect.data", "symaffect.models", "symaffect.train", "symaffect.eval",
                              "symaffect.stream", "symaffect.serve", "symaffect.cli"),
+    "symaffect.provenance": ("symaffect.data", "symaffect.models", "symaffect.train", "symaffect.eval",
+                             "symaffect.stream", "symaffect.serve", "symaffect.cli"),
     "symaffect.models": ("symaffect.data", "symaffect.train", "symaffect.eval", "symaffect.stream",
                          "symaffect.serve", "symaffect.cli"),
     "symaffect.data": ("symaffect.models", "symaffect.train", "symaffect.eval", "symaffect.stream",
@@ -34,7 +36,7 @@ DEFERRED_ALLOWED = ("symaffect.cli",)
 """Internal imports inside functions: only the CLI, for its start-up time."""
 
 OPTIONAL = ("fastapi", "uvicorn", "plotly", "jinja2", "mne_lsl", "pylsl", "xgboost", "onnx",
-            "onnxruntime", "onnxscript")
+            "onnxruntime", "onnxscript", "neurokit2")
 
 
 def _within(name: str, pkg: str) -> bool:
