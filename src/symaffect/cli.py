@@ -310,7 +310,9 @@ def train_cmd(
     data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
     out: Annotated[Path, typer.Option(callback=out_folder(empty_unless=(CONFIG,)),
                                       help="Run folder (created; an unfinished run there resumes).")],
-    model: Annotated[Optional[str], typer.Option(help="Registered model, or xgboost (default symaffect).")] = None,
+    model: Annotated[Optional[str], typer.Option(
+        help="Registered model, xgboost, a 'symaffect.models' entry point, or package.module:Class "
+             "(trusted for this run; later commands need SYMAFFECT_TRUSTED_MODELS) (default symaffect).")] = None,
     protocol: Annotated[
         Optional[str],
         typer.Option(help="subject_holdout | subject_kfold | loso | trial_holdout | window_random (leaky)."),
@@ -338,6 +340,11 @@ def train_cmd(
     from symaffect.train.run import is_global_zero
 
     _quiet_lightning()
+    if model is not None and ":" in model:  # an import path typed by the user: their explicit choice
+        from symaffect.models.registry import model_class, trust_models
+
+        trust_models(model)  # ValueError: not 'package.module:Class'
+        model_class(model)  # import it now: a wrong path fails before any data is read
     base = make_preset(preset, model=model or "symaffect").to_dict()
     if config is not None:
         RunConfig.from_yaml(config)  # check its keys and values first (ConfigError naming the file)

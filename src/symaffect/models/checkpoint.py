@@ -1,4 +1,12 @@
-"""Checkpoint I/O: weights + registry name + build kwargs, loadable without the trainer."""
+"""Checkpoint I/O: weights + registry name + build kwargs, loadable without the trainer.
+
+A checkpoint is data only: it is read with ``torch.load(..., weights_only=True)``, and
+its ``model_name`` is resolved by :func:`symaffect.models.registry.build_model`, which
+imports a model from another package only when an installed ``symaffect.models`` entry
+point provides it or the user trusted its import path (``SYMAFFECT_TRUSTED_MODELS``,
+:func:`~symaffect.models.registry.trust_models`): importing a module named inside a file
+would be code execution chosen by the file.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +21,7 @@ from torch import nn
 from symaffect import __version__
 from symaffect._io import atomic_write
 from symaffect.errors import DataError
-from symaffect.models.registry import build_model, resolved_kwargs
+from symaffect.models.registry import UntrustedModel, build_model, resolved_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +46,8 @@ def save_checkpoint(
     model : nn.Module
         A model built by ``build_model(name, **kwargs)``.
     name : str
-        Registry name.
+        Registry name, ``symaffect.models`` entry-point name, or import path
+        ``"package.module:Class"`` (loading it back needs the same entry point or trust).
     kwargs : dict
         The build kwargs (plain Python values: str, int, float, bool, tuple, list, dict).
     extra : dict, optional
@@ -90,7 +99,9 @@ def load_checkpoint(
     Raises
     ------
     DataError
-        The file is missing, not a symaffect checkpoint, or does not fit its model.
+        The file is missing, not a symaffect checkpoint, or does not fit its model, or
+        it names an external model that is neither an installed entry point nor
+        trusted (one line saying how to allow it).
     """
     path = Path(path)
     if not path.is_file():
@@ -114,6 +125,8 @@ def load_checkpoint(
         raise DataError(path, "kwargs: keys must be strings")
     try:
         model = build_model(name, **kwargs)
+    except UntrustedModel as e:
+        raise DataError(path, e.problem) from None
     except Exception as e:  # noqa: BLE001 - unknown kwargs (TypeError), bad values, MemoryError: a bad file
         reason = " ".join(str(e).split())[:160] or type(e).__name__
         raise DataError(path, f"cannot rebuild model {name!r} from its kwargs: {reason}") from e
