@@ -343,7 +343,7 @@ def train_cmd(
     if model is not None and ":" in model:  # an import path typed by the user: their explicit choice
         from symaffect.models.registry import model_class, trust_models
 
-        trust_models(model)  # ValueError: not 'package.module:Class'
+        trust_models(model)  # ConfigError: not 'package.module:Class'
         model_class(model)  # import it now: a wrong path fails before any data is read
     base = make_preset(preset, model=model or "symaffect").to_dict()
     if config is not None:
