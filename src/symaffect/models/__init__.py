@@ -14,7 +14,7 @@ from symaffect.models.fusion import ConcatFusion, ModalityFusion, masked_mean
 from symaffect.models.heads import TaskHeads
 from symaffect.models.losses import MultiTaskLoss, focal_label_smoothing_ce
 from symaffect.models.profile import model_profile
-from symaffect.models.registry import build_model, list_models, register_model
+from symaffect.models.registry import UntrustedModel, build_model, list_models, register_model, trust_models
 
 __all__ = [
     "AffectModel",
@@ -23,6 +23,7 @@ __all__ = [
     "ModalityFusion",
     "MultiTaskLoss",
     "TaskHeads",
+    "UntrustedModel",
     "build_model",
     "list_models",
     "load_checkpoint",
@@ -32,4 +33,5 @@ __all__ = [
     "model_profile",
     "register_model",
     "save_checkpoint",
+    "trust_models",
 ]

@@ -45,7 +45,7 @@ from symaffect import __version__
 from symaffect.data.protocols import save_splits
 from symaffect.errors import ConfigError, Interrupted
 from symaffect.models.checkpoint import save_checkpoint
-from symaffect.models.registry import list_models
+from symaffect.models.registry import is_import_path, list_models, model_class
 from symaffect.run_folder import RunFolder
 from symaffect.train import xgb
 from symaffect.train.checkpoints import best_score, load_lightning_weights, resume_point
@@ -73,7 +73,14 @@ def is_global_zero() -> bool:
 
 
 def check_model_name(name: str) -> None:
-    """Raise :class:`ConfigError` unless ``name`` is registered or a non-torch model."""
+    """Raise :class:`ConfigError` unless ``name`` is a non-torch model or a model the
+    registry resolves (registered, an installed entry point, or a trusted import path);
+    an untrusted import path keeps the registry's one-line hint on how to allow it."""
+    if name in NON_TORCH_MODELS:
+        return
+    if is_import_path(name):
+        model_class(name)  # UntrustedModel / DataError: one line naming the model and the fix
+        return
     known = [*list_models(), *NON_TORCH_MODELS]
     if name not in known:
         raise ConfigError(f"model.name: {name!r} is not a registered model; known: {', '.join(known)}")
