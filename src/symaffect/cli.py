@@ -307,9 +307,13 @@ def _quiet_lightning() -> None:
 
 @app.command("train")
 def train_cmd(
-    data: Annotated[Path, typer.Option(help="A folder of DEAP sNN.dat files.")],
     out: Annotated[Path, typer.Option(callback=out_folder(empty_unless=(CONFIG,)),
                                       help="Run folder (created; an unfinished run there resumes).")],
+    data: Annotated[Optional[Path], typer.Option(help="A folder of DEAP sNN.dat files.")] = None,
+    ratings: Annotated[Optional[Path], typer.Option(
+        help="Instead of --data, your own recordings: a ratings CSV (subject, trial, valence, arousal, liking; "
+             "recording = a file MNE reads, relative to the CSV; onset + duration in s, or track = its "
+             "annotation).")] = None,
     model: Annotated[Optional[str], typer.Option(
         help="Registered model, xgboost, a 'symaffect.models' entry point, or package.module:Class "
              "(trusted for this run; later commands need SYMAFFECT_TRUSTED_MODELS) (default symaffect).")] = None,
@@ -339,6 +343,9 @@ def train_cmd(
     from symaffect.run_folder import RunFolder
     from symaffect.train.run import is_global_zero
 
+    if (data is None) == (ratings is None):
+        raise typer.BadParameter("give exactly one of --data (DEAP files) and --ratings (your recordings)",
+                                 param_hint="--data / --ratings")
     _quiet_lightning()
     if model is not None and ":" in model:  # an import path typed by the user: their explicit choice
         from symaffect.models.registry import model_class, trust_models
@@ -367,7 +374,17 @@ def train_cmd(
     if accelerator is not None:
         changes["trainer.accelerator"] = accelerator
     cfg = RunConfig.from_dict(base).replace(**changes)
-    run = train_and_score(cfg, data, out, progress=True, cache_dir=cache_dir)
+    extra: dict = {}
+    if ratings is not None:  # own recordings: records in memory, no .dat files written
+        from symaffect.data.mne_records import records_from_mne
+        from symaffect.data.prepare import prepare_records
+        from symaffect.train.rundata import RunData
+
+        recs = records_from_mne(None, ratings, baseline_seconds=cfg.data.window.baseline_seconds)
+        extra["data"] = RunData.split(cfg, "<records>",
+                                      prepared=prepare_records(recs, window=cfg.data.window, norm=cfg.data.norm))
+    run = train_and_score(cfg, data if data is not None else ratings, out, progress=True, cache_dir=cache_dir,
+                          **extra)
     if is_global_zero():
         console.print(metrics_table(RunFolder(run).read_metrics()))
         console.print(f"run folder: {run}", highlight=False)

@@ -292,3 +292,32 @@ def test_in_memory_training_run(tmp_path):
     assert metrics["n_test_windows"] > 0 and metrics["runs"]
     assert set(metrics["summary"]) == set(metrics["tasks"]) and metrics["tasks"]
     assert (out / "model.pt").is_file()
+
+
+def test_train_command_from_a_ratings_table(tmp_path):
+    """`symaffect train --ratings table.csv` trains on the recordings the table names (FIF
+    files beside it), without writing DEAP files, and scores the run."""
+    import yaml
+
+    from symaffect.cli import main
+
+    rows = []
+    onsets = {1: 4.0, 2: 12.0, 3: 19.0}
+    for s in range(1, 5):
+        make_raw(10 + s, seconds=26.0).save(tmp_path / f"p{s}_raw.fif")
+        rows += [{"subject": s, "trial": tr, "valence": 1 + (s + tr) % 9, "arousal": 9 - (s * tr) % 8,
+                  "liking": 5, "recording": f"p{s}_raw.fif", "onset": onsets[tr], "duration": TRIAL}
+                 for tr in (1, 2, 3)]
+    table = write_table(tmp_path / "ratings.csv", rows)
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({
+        "data": {"window": {"window_seconds": 2.0, "stride_seconds": 1.0}},
+        "model": {"kwargs": {"d": 8, "tau": 8, "mixer": "lowrank", "mixer_rank": 4, "n_heads": 2}},
+        "optim": {"batch_size": 16, "max_epochs": 1},
+        "protocol": {"test_ratio": 0.34, "val_ratio": 0.25},
+        "trainer": {"accelerator": "cpu"},
+    }))
+    main(["train", "--ratings", str(table), "--out", str(tmp_path / "run"), "--preset", "quick",
+          "--config", str(tmp_path / "tiny.yaml")])  # returns on success (exit code 0)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["provenance"]["prepared"]["source"] == "<records>" and metrics["n_test_windows"] > 0
+    assert not list(tmp_path.rglob("*.dat"))  # no DEAP files were written

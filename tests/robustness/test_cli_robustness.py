@@ -141,6 +141,8 @@ USAGE = [
     ("synth-out-holds-other-files", ["synth", "run"], ["'run'", "other files"]),
     # train
     ("train-missing-out", ["train", "--data", "data"], ["--out"]),
+    ("train-no-data", ["train", "--out", NEW], ["--data / --ratings"]),
+    ("train-data-and-ratings", ["train", "--data", "data", "--ratings", "r.csv", "--out", NEW], ["exactly one"]),
     ("train-accelerator", ["train", "--data", "data", "--out", NEW, "--accelerator", "bogus"], ["--accelerator"]),
     ("train-test-ratio-1.5", ["train", "--data", "data", "--out", NEW, "--test-ratio", "1.5"], ["--test-ratio"]),
     ("train-test-ratio-nan", ["train", "--data", "data", "--out", NEW, "--test-ratio", "nan"], ["--test-ratio"]),
