@@ -664,7 +664,7 @@ def probe_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Annotated[Path, typer.Argument(help="Training run folder (model.pt inside), checkpoint or calibration file.")],
-    recording: Annotated[Path, typer.Argument(help="sNN.dat/.mat, .edf/.bdf, .csv or BioSPPy .txt.")],
+    recording: Annotated[Path, typer.Argument(help="sNN.dat/.mat, .csv, BioSPPy .txt, or any file MNE reads (.edf/.bdf/.gdf, .fif, .vhdr, ...).")],
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map YAML or shipped name.")] = None,
     trial: Annotated[Optional[int], typer.Option(callback=COUNT, help="Trial of a DEAP file (default 1).")] = None,
     sfreq: Annotated[Optional[float], typer.Option(

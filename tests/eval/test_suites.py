@@ -121,6 +121,11 @@ def test_suite_writes_tables_with_baseline_and_protocol_and_resumes(tiny_data, t
     for p in [js["figures"]["bars"], *js["figures"]["confusion"].values()]:
         assert Path(p).read_bytes()[:4] == b"\x89PNG"
     assert obj["rows"][0]["runs"] == js["rows"][0]["runs"]
+    # provenance: versions now, and the data fingerprint its run recorded
+    run_prov = json.loads((Path(js["rows"][0]["runs"][0]) / "metrics.json").read_text())["provenance"]
+    fp = (run_prov.get("data") or {}).get("fingerprint") or run_prov["extra"]["prepared"]["fingerprint"]
+    assert js["provenance"]["data_fingerprints"] == [fp] and js["provenance"]["packages"]["torch"]
+    assert f"data fingerprint `{fp[:16]}`" in md
     # resume: the finished run is reused, not recomputed
     run = Path(js["rows"][0]["runs"][0])
     stamp = (run / "metrics.json").stat().st_mtime_ns

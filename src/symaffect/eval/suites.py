@@ -91,6 +91,7 @@ from symaffect.eval.tables import (
     task_title,
 )
 from symaffect.models.registry import list_models, test_kwargs
+from symaffect.provenance import provenance
 from symaffect.run_folder import RunFolder
 from symaffect.train.config import RunConfig, preset
 
@@ -958,6 +959,7 @@ def write_suite(
     obj = {
         "format": SUITE_FORMAT,
         "version": 2,
+        "provenance": suite_provenance(label_runs),
         "suite": spec.name,
         "paper_table": spec.paper_table,
         "description": spec.description,
@@ -978,6 +980,24 @@ def write_suite(
     return obj
 
 
+def suite_provenance(label_runs: Sequence[tuple[str, Sequence[Path]]]) -> dict:
+    """The package versions now, plus the data fingerprint(s) and config hashes the suite's
+    runs recorded in their ``metrics.json`` (a suite's runs read the same data, so there is
+    usually one fingerprint; more than one is worth seeing)."""
+    fingerprints: set[str] = set()
+    configs: set[str] = set()
+    for _, dirs in label_runs:
+        for d in dirs:
+            prov = RunFolder(d).read_metrics().get("provenance") or {}
+            fp = (prov.get("data") or {}).get("fingerprint") or ((prov.get("extra") or {}).get("prepared") or {}
+                                                                 ).get("fingerprint")
+            if fp:
+                fingerprints.add(str(fp))
+            if (prov.get("config") or {}).get("sha256"):
+                configs.add(str(prov["config"]["sha256"]))
+    return provenance(extra={"data_fingerprints": sorted(fingerprints), "run_configs_sha256": sorted(configs)})
+
+
 def row_keys(rows: Sequence[Mapping]) -> list[str]:
     """A name per row for figures: its label, with the task set when labels repeat (table2)."""
     labels = [r["label"] for r in rows]
@@ -989,6 +1009,11 @@ def suite_report(rep, obj: Mapping, out: Path, *, level: int = 2) -> None:
     ctx = obj.get("context", {})
     if ctx:
         rep.para(" · ".join(f"{k}: `{v}`" for k, v in ctx.items()))
+    prov = obj.get("provenance") or {}
+    if prov:
+        versions = ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items())
+        fps = ", ".join(f"`{f[:16]}`" for f in prov.get("data_fingerprints") or []) or "not recorded"
+        rep.para(f"Provenance: {versions}; Python {prov.get('python', '?')}; data fingerprint {fps}.")
     r0 = obj["rows"][0] if obj["rows"] else None
     if r0 is not None:
         w = r0["windows"]
