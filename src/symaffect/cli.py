@@ -401,14 +401,33 @@ def _merge(base: dict, over: dict) -> None:
 @app.command("evaluate")
 def evaluate_cmd(
     run_dir: Annotated[Path, typer.Argument(help="A run folder written by `symaffect train`.")],
-    data: Annotated[Path, typer.Option(help="The DEAP folder the run was trained on.")],
+    data: Annotated[Optional[Path], typer.Option(help="The DEAP folder the run was trained on.")] = None,
+    ratings: Annotated[Optional[Path], typer.Option(
+        help="Instead of --data: the ratings CSV of your recordings the run was trained on (train --ratings).")
+    ] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
 ) -> None:
     """Re-score a run's saved best models on their test windows; rewrite metrics.json."""
+    if (data is None) == (ratings is None):
+        raise typer.BadParameter("give exactly one of --data (DEAP files) and --ratings (your recordings)",
+                                 param_hint="--data / --ratings")
     from symaffect.eval.scoring import metrics_table, score_run
 
     _quiet_lightning()
-    console.print(metrics_table(score_run(run_dir, data, cache_dir=cache_dir)))
+    prepared_data = None
+    if ratings is not None:  # the same records as train --ratings, the folds saved in the run
+        from symaffect.data.mne_records import records_from_mne
+        from symaffect.data.prepare import prepare_records
+        from symaffect.run_folder import RunFolder
+        from symaffect.train.config import RunConfig
+        from symaffect.train.rundata import RunData
+
+        folder = RunFolder(run_dir).require()
+        cfg = RunConfig.from_yaml(folder.config)
+        recs = records_from_mne(None, ratings, baseline_seconds=cfg.data.window.baseline_seconds)
+        prepared_data = RunData.from_splits(cfg, folder.splits, "<records>", prepared=prepare_records(
+            recs, window=cfg.data.window, norm=cfg.data.norm))
+    console.print(metrics_table(score_run(run_dir, data, cache_dir=cache_dir, data=prepared_data)))
 
 
 def _split_csv(text: Optional[str], cast=str) -> Optional[list]:

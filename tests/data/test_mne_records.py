@@ -321,3 +321,9 @@ def test_train_command_from_a_ratings_table(tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["provenance"]["prepared"]["source"] == "<records>" and metrics["n_test_windows"] > 0
     assert not list(tmp_path.rglob("*.dat"))  # no DEAP files were written
+    # the run re-scores from the same table, on the folds it saved
+    before = metrics["summary"]
+    (tmp_path / "run" / "metrics.json").unlink()
+    main(["evaluate", str(tmp_path / "run"), "--ratings", str(table)])
+    again = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert again["summary"] == before

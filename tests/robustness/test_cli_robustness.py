@@ -142,6 +142,7 @@ USAGE = [
     # train
     ("train-missing-out", ["train", "--data", "data"], ["--out"]),
     ("train-no-data", ["train", "--out", NEW], ["--data / --ratings"]),
+    ("evaluate-no-data", ["evaluate", "run"], ["--data / --ratings"]),
     ("train-data-and-ratings", ["train", "--data", "data", "--ratings", "r.csv", "--out", NEW], ["exactly one"]),
     ("train-accelerator", ["train", "--data", "data", "--out", NEW, "--accelerator", "bogus"], ["--accelerator"]),
     ("train-test-ratio-1.5", ["train", "--data", "data", "--out", NEW, "--test-ratio", "1.5"], ["--test-ratio"]),
