@@ -7,6 +7,7 @@ and evaluation. The live and web stack and the optional baselines come as extras
     pip install "symaffect[dashboard]"  # the FastAPI dashboard and session reports
     pip install "symaffect[xgboost]"    # the XGBoost baseline
     pip install "symaffect[export]"     # ONNX export
+    pip install "symaffect[braindecode]"  # braindecode models through examples/external_model
     pip install "symaffect[pandas]"     # DataFrames of predictions, metrics and sessions; .parquet
     pip install "symaffect[all]"        # everything
 
@@ -28,6 +29,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "xgboost": ("xgboost",),
     "export": ("onnx", "onnxscript", "onnxruntime"),
     "pandas": ("pandas", "pyarrow"),
+    "braindecode": ("braindecode",),
 }
 """Importable top-level modules of each extra."""
 

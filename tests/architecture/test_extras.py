@@ -62,5 +62,5 @@ def test_require():
     assert require("jinja2").__name__ == "jinja2"
     with pytest.raises(ValueError, match="not an optional dependency"):
         require("numpy")
-    assert set(EXTRA_OF.values()) == {"live", "dashboard", "xgboost", "export", "pandas"}
+    assert set(EXTRA_OF.values()) == {"live", "dashboard", "xgboost", "export", "pandas", "braindecode"}
     assert issubclass(MissingExtra, ImportError)

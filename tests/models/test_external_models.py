@@ -187,6 +187,26 @@ def test_example_models_meet_the_model_interface(cls, monkeypatch):
         assert torch.equal(model(x)["arousal"], model(x)["arousal"])
 
 
+def test_braindecode_model_round_trips_through_a_checkpoint(tmp_path, monkeypatch):
+    """The worked example: braindecode's real ShallowFBCSPNet inside symaffect's fusion and
+    heads, saved and reloaded (trusted) with identical outputs."""
+    pytest.importorskip("braindecode")
+    path = "symaffect_shallow.braindecode_shallow:BraindecodeShallow"
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    trust_models(path)
+    torch.manual_seed(0)
+    kw = test_kwargs(path)
+    model = build_model(path, **kw).eval()
+    assert any(type(m).__name__ == "ShallowFBCSPNet" for m in model.modules())
+    save_checkpoint(tmp_path / "model.pt", model, name=path, kwargs=kw)
+    back, info = load_checkpoint(tmp_path / "model.pt")
+    x = _batch(model, batch=2)
+    with torch.no_grad():
+        assert info["model_name"] == path
+        for task, v in model(x).items():
+            assert torch.equal(back.eval()(x)[task], v)
+
+
 # --- the CLI: train --model pkg.mod:Class, then predict in a fresh process --------------------
 
 
