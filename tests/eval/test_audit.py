@@ -47,7 +47,10 @@ def test_audit_labels_window_random_leaky_and_measures_overlap(tiny_data, tmp_pa
     assert pct in obj["verdict"][0]
     md = (out / "audit.md").read_text()
     assert "window-random is LEAKY" in md and pct in md and "majority" in md
-    assert json.loads((out / "audit.json").read_text())["rows"][0]["leaky"] is True
+    js = json.loads((out / "audit.json").read_text())
+    assert js["rows"][0]["leaky"] is True
+    fps = js["provenance"]["data_fingerprints"]  # the three runs read the same data
+    assert len(fps) == 1 and f"data fingerprint `{fps[0][:16]}`" in md and js["provenance"]["packages"]["torch"]
     assert (out / "figures" / "audit_bars.png").read_bytes()[:4] == b"\x89PNG"
     assert "LEAKY" in (out / "audit.html").read_text()
 

@@ -100,6 +100,8 @@ def test_demo_cli_tiny_writes_report_json_and_curves(tmp_path, capsys):
     assert len(obj["summary"]) == 8  # (1 binary + 3 nine-class tasks) x 2 models
 
     md = (out / "report.md").read_text()
+    fps = obj["provenance"]["data_fingerprints"]
+    assert len(fps) == 1 and f"data fingerprint `{fps[0][:16]}`" in md  # versions, data and configs
     for text in ("synthetic", "majority", "subject-holdout", "92-98 %", "not expected", "Did it learn?",
                  "Learning curves", "fitted", "generalised", "beyond noise"):
         assert text in md, text

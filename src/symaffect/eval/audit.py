@@ -34,7 +34,15 @@ from symaffect._io import write_json
 from symaffect.data.protocols import LeakyProtocolWarning, guard
 from symaffect.eval import figures
 from symaffect.eval.report import Report
-from symaffect.eval.suites import Entry, SuiteSpec, collect, make_config, train_entries
+from symaffect.eval.suites import (
+    Entry,
+    SuiteSpec,
+    collect,
+    make_config,
+    provenance_para,
+    suite_provenance,
+    train_entries,
+)
 from symaffect.train.rundata import load_data, make_folds
 
 log = logging.getLogger(__name__)
@@ -231,8 +239,10 @@ def _write(obj: dict, out: Path) -> None:
                              title=f"Leakage audit: {obj['model']}, accuracy per protocol "
                                    "(black tick = majority baseline)")
     obj["figures"] = {"bars": str(fig)}
+    obj["provenance"] = suite_provenance([(r["protocol_config"], r["runs"]) for r in obj["rows"]])
     write_json(out / "audit.json", obj)
     rep = Report(f"Leakage audit: {obj['model']} under three protocols")
+    provenance_para(rep, obj["provenance"])
     rep.para(f"data: `{obj['data']}` · preset: `{obj['preset']}`. The same model and settings, "
              "trained three times; only the split differs.")
     rep.heading("Verdict", 2)

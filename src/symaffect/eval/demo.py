@@ -67,6 +67,8 @@ from symaffect.eval.suites import (
     collect,
     curve_records,
     make_config,
+    provenance_para,
+    suite_provenance,
     task_tables,
     tiny_model_kwargs,
     train_entries,
@@ -641,6 +643,7 @@ def _write_outputs(result: dict, out: Path, *, models, task_sets, changes, tiny,
     timings["figures"] = time.perf_counter() - t_fig
     timings["total"] = time.perf_counter() - t0
     obj["timings"] = {k: round(v, 2) for k, v in timings.items()}
+    obj["provenance"] = suite_provenance([(r["label"], r["runs"]) for r in obj["rows"]])
     _report(obj, out).write(out / "report.md", out / "report.html")
     write_json(out / "demo.json", obj)
     return obj
@@ -653,6 +656,7 @@ def _report(obj: Mapping, out: Path):
     b = obj["budget"]
     ch = obj["changes"]
     rep = Report("symaffect demo: does the paper's model learn what synthetic DEAP-format data hold?")
+    provenance_para(rep, obj.get("provenance"))
     rep.note(
         "**What these numbers are.** They come from *synthetic* data written by symaffect itself "
         f"({d['n_subjects']} subjects x {d['n_trials']} trials, seed {d['seed']}), not from DEAP. The generator "

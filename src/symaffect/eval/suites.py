@@ -998,6 +998,18 @@ def suite_provenance(label_runs: Sequence[tuple[str, Sequence[Path]]]) -> dict:
     return provenance(extra={"data_fingerprints": sorted(fingerprints), "run_configs_sha256": sorted(configs)})
 
 
+def provenance_para(rep, prov: Mapping | None) -> None:
+    """One paragraph of a report: package versions, Python, the data fingerprint(s) and the
+    runs' config hashes (:func:`suite_provenance`); nothing when ``prov`` is empty."""
+    if not prov:
+        return
+    versions = ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items())
+    fps = ", ".join(f"`{f[:16]}`" for f in prov.get("data_fingerprints") or []) or "not recorded"
+    cfgs = ", ".join(f"`{c[:12]}`" for c in prov.get("run_configs_sha256") or []) or "not recorded"
+    rep.para(f"Provenance: {versions}; Python {prov.get('python', '?')}; data fingerprint {fps}; "
+             f"run config SHA-256 {cfgs}.")
+
+
 def row_keys(rows: Sequence[Mapping]) -> list[str]:
     """A name per row for figures: its label, with the task set when labels repeat (table2)."""
     labels = [r["label"] for r in rows]
@@ -1009,11 +1021,7 @@ def suite_report(rep, obj: Mapping, out: Path, *, level: int = 2) -> None:
     ctx = obj.get("context", {})
     if ctx:
         rep.para(" · ".join(f"{k}: `{v}`" for k, v in ctx.items()))
-    prov = obj.get("provenance") or {}
-    if prov:
-        versions = ", ".join(f"{k} {v}" for k, v in (prov.get("packages") or {}).items())
-        fps = ", ".join(f"`{f[:16]}`" for f in prov.get("data_fingerprints") or []) or "not recorded"
-        rep.para(f"Provenance: {versions}; Python {prov.get('python', '?')}; data fingerprint {fps}.")
+    provenance_para(rep, obj.get("provenance"))
     r0 = obj["rows"][0] if obj["rows"] else None
     if r0 is not None:
         w = r0["windows"]
