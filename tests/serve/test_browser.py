@@ -9,6 +9,7 @@ and the quality badges render. Set ``SYMAFFECT_SAVE_SCREENSHOT=1`` to also write
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -63,15 +64,16 @@ def live_store(tmp_path):
     return path, sid
 
 
-@pytest.fixture
-def server(live_store):
+@contextlib.contextmanager
+def _serving(path):
+    """The dashboard over the store at ``path``, served by a real uvicorn on a free port;
+    yields its base URL."""
     uvicorn = pytest.importorskip("uvicorn")
     from symaffect.serve.app import create_app
 
-    path, sid = live_store
     port = _free_port()
-    config = uvicorn.Config(create_app(path, poll_s=0.2), host="127.0.0.1", port=port, log_level="warning")
-    srv = uvicorn.Server(config)
+    srv = uvicorn.Server(uvicorn.Config(create_app(path, poll_s=0.2), host="127.0.0.1", port=port,
+                                        log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20
@@ -79,9 +81,18 @@ def server(live_store):
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", path, sid
-    srv.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def server(live_store):
+    path, sid = live_store
+    with _serving(path) as base:
+        yield base, path, sid
 
 
 @pytest.fixture
@@ -192,28 +203,14 @@ def test_live_points_arrive_in_the_page(server, browser, tmp_path):
 @pytest.fixture
 def calibration_server(tmp_path):
     """A live session of a real tiny model (embeddings stored): two ended segments, one playing."""
-    uvicorn = pytest.importorskip("uvicorn")
-    from symaffect.serve.app import create_app
-
     from . import calibration_data as cd
 
     run = cd.make_run(tmp_path / "run")
     path = tmp_path / "sessions.db"
     with SessionStore(path) as s:
         sid, segs = cd.add_session(s, run)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(path, poll_s=0.2), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", path, sid, segs, run
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with _serving(path) as base:
+        yield base, path, sid, segs, run
 
 
 def test_rate_two_segments_and_calibrate_in_the_page(calibration_server, browser, tmp_path):
@@ -308,9 +305,6 @@ def replay_server(tmp_path):
     """A live session at 80 s: one track from 20 s, the stretches above, vitals and a strip."""
     from .session_data import peripheral_strip, peripheral_vitals
 
-    uvicorn = pytest.importorskip("uvicorn")
-    from symaffect.serve.app import create_app
-
     path = tmp_path / "sessions.db"
     with SessionStore(path) as s:
         sid = s.create_session("P-011", "dtfe-multitask", meta={"hop": 1.0, "absent_modalities": []})
@@ -320,19 +314,8 @@ def replay_server(tmp_path):
         s.add_quality(sid, 79.0, "stream", "stall", "no data for 2 s")
         s.add_vitals(sid, 78.0, peripheral_vitals(72.0))
         s.set_strips(sid, 78.0, [peripheral_strip()])
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(path, poll_s=0.2), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", path, sid
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with _serving(path) as base:
+        yield base, path, sid
 
 
 def _seconds(x: str) -> float:
