@@ -172,7 +172,7 @@ from symaffect.stream.lsl import run_streams
 cfg = json.loads(sys.argv[1])
 wall = time.monotonic()
 stats, rounds = run_streams(cfg["run"], sources=cfg["names"], db=cfg["db"], stop_at_eof=True,
-                            handle_signals=True, publish=True, resolve_timeout=60, num_threads=1,
+                            handle_signals=True, publish="symaffect-predictions", resolve_timeout=60, num_threads=1,
                             batched=cfg["batched"], max_batch=cfg["max_batch"], gap_timeout=cfg["gap_timeout"])
 json.dump({"sessions": [{"hops": s.hops, "predictions": s.predictions, "stream_seconds": s.stream_seconds,
                          "latencies_ms": s.latencies_ms, "reconnects": s.reconnects} for s in stats],

@@ -816,9 +816,8 @@ def stream_cmd(
         if len(set(source)) != len(source):
             raise typer.BadParameter("each stream can be monitored once", param_hint="--source")
         stats, rounds = run_streams(run, sources=source, participants=people or None, db=db, hop=hop, window=window,
-                                    channel_map=channel_map, publish=bool(publish), max_seconds=max_seconds,
-                                    stop_at_eof=stop_at_eof, max_batch=max_batch, num_threads=threads, device=device,
-                                    publish_prefix=publish or None)
+                                    channel_map=channel_map, publish=publish or None, max_seconds=max_seconds,
+                                    stop_at_eof=stop_at_eof, max_batch=max_batch, num_threads=threads, device=device)
         console.print(f"{rounds.hops} hops in {rounds.forward_passes} forward passes "
                       f"(largest batch {rounds.largest_batch})", highlight=False)
     for st, src in zip(stats, source):

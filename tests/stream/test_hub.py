@@ -89,7 +89,7 @@ def test_hub_sessions_equal_their_offline_predictions(run_dir, tmp_path, signals
     db = tmp_path / "s.db"
     pr = Predictor(run_dir)
     stats, rounds = run_streams(pr, sources=names, participants=["P1", "P2", "P3"], db=db, stop_at_eof=True,
-                                handle_signals=False, publish=False, resolve_timeout=20, stop=stop,
+                                handle_signals=False, publish=None, resolve_timeout=20, stop=stop,
                                 max_batch=max_batch)
     timer.cancel()
     for th in players:

@@ -400,8 +400,7 @@ def run_streams(
     hop: float = 1.0,
     window: float | None = None,
     channel_map: str | Path | ChannelMap | None = None,
-    publish: bool = True,
-    publish_prefix: str | None = None,
+    publish: str | None = "symaffect-predictions",
     gap_timeout: float = 2.0,
     resolve_timeout: float = 30.0,
     max_fill_seconds: float = 600.0,
@@ -427,10 +426,9 @@ def run_streams(
         Names of the LSL data streams, one session each.
     participants : sequence of str or None
         A pseudonym per source (default ``"anonymous"``).
-    publish : bool
-        Publish each session's predictions on an outlet ``<publish_prefix>-<source>``.
-    publish_prefix : str or None
-        Default ``symaffect-predictions``.
+    publish : str or None
+        Publish each session's predictions on an outlet ``<publish>-<source>`` (None: do
+        not publish).
     batched : bool
         False: one model call per hop (for comparison).
     max_batch : int or None
@@ -488,8 +486,7 @@ def run_streams(
                     raise DataError(src, f"no LSL stream named {src!r} found within {resolve_timeout:g} s")
             hub = SessionHub(store, batched=batched, max_batch=max_batch, stop=stop)
             for i, src in enumerate(sources):
-                prefix = publish_prefix or "symaffect-predictions"
-                listeners = [PredictionOutlet(f"{prefix}-{src}", src).push] if publish else []
+                listeners = [PredictionOutlet(f"{publish}-{src}", src).push] if publish else []
                 session = LiveSession(
                     base.share(), conns[i], store, source=src, participant=participants[i], hop=hop,
                     window=window, listeners=listeners, gap_timeout=gap_timeout,
