@@ -410,8 +410,11 @@ def match_channels(
     return found
 
 
-def _unit_factors(raw: mne.io.BaseRaw, picks: Sequence[int]) -> np.ndarray:
-    """Per pick, the factor from MNE's value to DEAP's unit (the live path's rule)."""
+def unit_factors(raw: mne.io.BaseRaw | mne.BaseEpochs, picks: Sequence[int]) -> np.ndarray:
+    """Per pick, the factor from MNE's value to DEAP's unit, for training and the live path
+    alike (:mod:`symaffect.stream.recording` uses it): a unit the file records decides
+    (volts -> µV; BrainVision siemens -> µS; anything else kept); without one, the MNE
+    channel type (:data:`VOLT_TYPES` V -> µV, ``gsr`` S -> µS, others kept)."""
     orig = getattr(raw, "_orig_units", None) or {}
     brainvision = type(raw).__name__ == "RawBrainVision"
     types = raw.get_channel_types(picks=list(picks)) if len(picks) else []
@@ -455,7 +458,7 @@ def _layout(raw: mne.io.BaseRaw, name: str, channel_names, fill_missing) -> _Lay
         log.info("%s: channels matched by name: %s", name, ", ".join(renamed))
     rows = np.asarray([i for i, c in enumerate(DEAP_CHANNELS) if c in found], dtype=np.int64)
     picks = [raw.ch_names.index(found[DEAP_CHANNELS[i]]) for i in rows]
-    return _Layout(rows, picks, _unit_factors(raw, picks)[:, None], missing, set(found.values()))
+    return _Layout(rows, picks, unit_factors(raw, picks)[:, None], missing, set(found.values()))
 
 
 # -- records ------------------------------------------------------------------------------

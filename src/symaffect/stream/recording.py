@@ -76,6 +76,7 @@ import numpy as np
 from symaffect._io import read_text
 from symaffect.data.bdf import ANNOTATION_LABELS, read_bdf_header
 from symaffect.data.deap import read_subject
+from symaffect.data.mne_records import unit_factors
 from symaffect.errors import DataError
 from symaffect.spec import BASELINE_SAMPLES, DEAP_CHANNELS, SFREQ
 from symaffect.stream.channel_map import ChannelMap, MatchReport, load_channel_map
@@ -89,8 +90,6 @@ corrupt time column or header (1e-9 or 1e12 Hz) is refused before any buffer is 
 
 MNE_EXTENSIONS = (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr")
 """Extensions read through MNE by name; any other extension is tried with ``mne.io.read_raw``."""
-VOLT_TYPES = ("eeg", "eog", "emg", "ecg", "seeg", "ecog", "dbs")
-"""MNE channel types in volts, given in µV."""
 NOT_MUSIC = ("bad", "edge")
 """Annotation description prefixes (case-insensitive) that are not markers."""
 
@@ -290,24 +289,6 @@ def _holds_epochs(path: Path) -> bool:
     return True
 
 
-def _unit_factors(inst, picks: Sequence[int]) -> np.ndarray:
-    """Per pick, the factor from MNE's value to the DEAP unit (see the module docstring)."""
-    orig = getattr(inst, "_orig_units", None) or {}
-    brainvision = type(inst).__name__ == "RawBrainVision"
-    types = inst.get_channel_types(picks=list(picks))
-    out = np.ones(len(picks))
-    for k, (i, t) in enumerate(zip(picks, types)):
-        unit = orig.get(inst.ch_names[i])
-        if unit is not None:
-            u = unit.strip().replace("\u03bc", "\u00b5").lower()
-            volts = u in ("v", "mv", "\u00b5v", "uv") or (brainvision and u == "nv")
-            siemens = brainvision and u in ("s", "\u00b5s", "us")
-            out[k] = 1e6 if volts or siemens else 1.0
-        elif t in VOLT_TYPES or t == "gsr":
-            out[k] = 1e6
-    return out
-
-
 def _mne_picks(inst, skip: set[int] = frozenset()) -> tuple[list[int], list[str]]:
     """Signal channels (no stim, no bads, not ``skip``) and notes on the bads."""
     bads = set(inst.info["bads"])
@@ -376,7 +357,7 @@ def _from_raw(raw: mne.io.BaseRaw, cmap: ChannelMap, source: str | Path, *, skip
     sfreq = float(raw.info["sfreq"])
     _check_sfreq(sfreq, source)
     mapped = [picks[names.index(s)] for s in report.mapping]
-    data = raw.get_data(picks=mapped) * _unit_factors(raw, mapped)[:, None]  # (C, T) in DEAP units
+    data = raw.get_data(picks=mapped) * unit_factors(raw, mapped)[:, None]  # (C, T) in DEAP units
     offset = raw.first_time if raw.annotations.orig_time is not None else 0.0
     return Recording(
         data=np.ascontiguousarray(data, dtype=np.float64),
@@ -432,7 +413,7 @@ def recordings_from_epochs(
     sfreq = float(epochs.info["sfreq"])
     _check_sfreq(sfreq, source)
     mapped = [picks[names.index(s)] for s in report.mapping]
-    data = epochs.get_data(picks=mapped) * _unit_factors(epochs, mapped)[None, :, None]  # (E, C, T)
+    data = epochs.get_data(picks=mapped) * unit_factors(epochs, mapped)[None, :, None]  # (E, C, T)
     meta = epochs.metadata
     if track is not None and (meta is None or track not in meta.columns):
         raise DataError(source, f"epochs.metadata has no column {track!r}")
