@@ -543,8 +543,9 @@ def calibrate_cmd(
     participant: Annotated[str, typer.Option(help="The listener's pseudonym (with --recording).")] = "listener",
     channel_map: Annotated[Optional[str], typer.Option(help="Channel map of the recording.")] = None,
     method: Annotated[str, typer.Option(
-        callback=choice("recentre", "bias", "threshold", "heads"),
-        help="recentre (no ratings used) | bias | threshold | heads.")] = "threshold",
+        callback=choice("recentre", "bias", "threshold", "heads", "pooled"),
+        help="recentre (no ratings used) | bias | threshold | heads | pooled (heads refitted on the "
+             "training population together with the listener's tracks).")] = "threshold",
     out: Annotated[Optional[Path], typer.Option(
         callback=out_file(), help="Calibration file; default RUN/calibrations/<listener>-<method>-k<K>.json.")] = None,
     cache_dir: Annotated[Optional[Path], typer.Option(callback=out_folder(), help="Prepared-data cache.")] = None,
@@ -565,7 +566,7 @@ def calibrate_cmd(
         from symaffect.stream.calibrate import calibrate_recording
 
         if method == "recentre":
-            raise ConfigError("calibrate: --recording calibrates from ratings; use threshold, bias or heads")
+            raise ConfigError("calibrate: --recording calibrates from ratings; use threshold, bias, heads or pooled")
         rec = _read_recording(recording, channel_map)
         path, fit = calibrate_recording(run_dir, rec, ratings, participant=participant, method=method, out=out)
         console.print(f"calibration ({fit.label}, {fit.n_windows} windows, {fit.seconds:.1f} s): {path}",

@@ -39,13 +39,18 @@ def test_bench_writes_the_table_the_figure_and_the_json(bench):
     assert set(doc["tasks"]["arousal"]) == {"0", "1", "2"}  # tasks -> task -> "K" -> acc
     assert all(0.0 <= v <= 1.0 for v in doc["tasks"]["arousal"].values())
     s = doc["task_sets"]["binary_arousal"]["summary"]["arousal"]
-    assert set(s["methods"]) == {"none", "recentre", "bias", "threshold", "heads"}
-    assert "0" not in s["methods"]["bias"]  # a labelled method needs K >= 1
+    assert set(s["methods"]) == {"none", "recentre", "bias", "threshold", "heads", "pooled"}
+    assert "0" not in s["methods"]["bias"] and "0" not in s["methods"]["pooled"]  # labelled: K >= 1
     # 6 subjects x 2 draws, every held-out subject once
     assert s["methods"]["none"]["1"]["n"] == 12 and s["within_subject"] is not None
+    assert 0 <= s["within_subject_probe"] <= 1  # the probe on the frozen embeddings, per held-out subject
+    ts = doc["task_sets"]["binary_arousal"]
+    assert set(ts["gap_closed_by_method"]) == {"bias", "threshold", "heads", "pooled"}
+    assert set(map(int, ts["per_subject_gain_by_method"]["pooled"]["arousal"])) == set(range(1, 7))
     assert 0 < s["methods"]["none"]["1"]["majority_test"] <= 1
     md = (out / "calibration.md").read_text()
-    assert "majority of the test trials" in md and "Within-subject ceiling" in md and "Per-subject gain" in md
+    assert "majority of the test trials" in md and "Within-subject ceilings" in md and "Per-subject gain" in md
+    assert "linear probe on the listener's frozen embeddings" in md and "| pooled |" in md
     assert (out / "calibration-binary_arousal.png").stat().st_size > 10_000
     assert doc["seconds_calibrate_k8"]["n"] == 0  # no K = 8 here
     rows = json.loads((out / "calibration_rows.json").read_text())["rows"]["binary_arousal"]
@@ -85,6 +90,13 @@ def test_calibrate_command_writes_a_file_predict_takes(bench, tmp_path):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert len((tmp_path / "p.csv").read_text().splitlines()) > 2
+    # pooled: the trainer stored the calibration pool in model.pt
+    r = subprocess.run([*cli, "calibrate", str(run), "--data", str(root / "data"), "--subject", str(listener),
+                        "--trials", "1,2", "--method", "pooled", "--cache-dir", str(root / "cache")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    pooled = json.loads((run / "calibrations" / f"s{listener:02d}-pooled-k2.json").read_text())
+    assert pooled["method"] == "pooled" and pooled["heads"]["arousal"]["weight"] != doc["heads"]["arousal"]["weight"]
     # bad input: one line, exit 2, nothing written
     for args, msg in ((["--trials", "99"], "not trials of subject"), (["--trials", "1", "--subject", "77"], "not in")):
         argv = [*cli, "calibrate", str(run), "--data", str(root / "data"), "--subject", str(listener), *args]
@@ -106,5 +118,10 @@ def test_nine_class_tables_carry_mae_and_the_plot_its_panel(tmp_path):
     v = summary["valence"]
     assert v["methods"]["threshold"]["1"]["mae"] == pytest.approx(1.3) and v["within_subject"] == pytest.approx(0.45)
     assert C.gap_closed(summary, k=1, method="threshold")["valence"] == pytest.approx(0.0)
+    # the gap is closed towards the higher of the two ceilings
+    summary["valence"]["within_subject_probe"] = 0.6
+    summary["valence"]["methods"]["threshold"]["1"]["acc"] = 0.45
+    assert C.ceiling_of(summary["valence"]) == pytest.approx(0.6)
+    assert C.gap_closed(summary, k=1, method="threshold")["valence"] == pytest.approx((0.45 - 0.3) / (0.6 - 0.3))
     path = C.plot(summary, [0, 1], tmp_path / "c.png", nine_class=True)
     assert path.stat().st_size > 10_000

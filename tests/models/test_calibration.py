@@ -14,6 +14,7 @@ from symaffect.errors import DataError
 from symaffect.models import build_model, save_checkpoint
 from symaffect.models.calibration import (
     CalibratedModel,
+    CalibrationPool,
     _track_weights,
     base_heads,
     describe,
@@ -177,3 +178,87 @@ def test_threshold_ignores_how_often_the_listener_used_each_class():
     balanced = np.concatenate([z[y == 1][:20], z[y == 0][:20]])  # tracks to come, half high
     assert high_share(bias, balanced) > high_share(thr, balanced)
     assert abs(high_share(thr, balanced) - 0.5) < 0.2
+
+
+def _population(rng, n=400):
+    """A population whose class follows +z[1] weakly (re-centred per listener already):
+    across listeners the direction holds on average, not strongly."""
+    y = rng.integers(0, 2, size=n)
+    z = rng.normal(0, 0.5, size=(n, D))
+    z[:, 1] += np.where(y == 1, 0.3, -0.3)
+    return CalibrationPool(z=z, targets={"arousal": y})
+
+
+def _reversed_listener(rng, n_tracks=8, per_track=6):
+    """A listener whose class follows -z[1]: the population's direction turned round."""
+    labels = np.tile([0, 1], n_tracks // 2)
+    y = np.repeat(labels, per_track)
+    z = rng.normal(0, 0.5, size=(len(y), D))
+    z[:, 1] += np.where(y == 1, -1.0, 1.0)
+    return z, y, np.repeat(np.arange(n_tracks), per_track)
+
+
+def test_pooled_turns_a_reversed_responder_round_and_the_anchored_methods_cannot():
+    rng = np.random.default_rng(5)
+    pool = _population(rng)
+    w = np.zeros((2, D))
+    w[1, 1], w[0, 1] = 1.0, -1.0  # the base heads: the population's direction
+    heads = {"arousal": (w, np.zeros(2))}
+    z, y, tracks = _reversed_listener(rng)
+    z_new, y_new, _ = _reversed_listener(np.random.default_rng(6))  # the listener's tracks to come
+    kw = dict(z=z, y={"arousal": y}, tracks=tracks, unlabelled=np.concatenate([z, z_new]), pool=pool)
+
+    def acc(c):
+        logits = (z_new - c.shift) @ c.heads["arousal"][0].T + c.heads["arousal"][1]
+        return float(np.mean(np.argmax(logits, axis=1) == y_new))
+
+    pooled = fit_calibration("pooled", heads, np.zeros(D), **kw)
+    assert pooled.method == "pooled" and pooled.k == 8 and describe(pooled) == "calibrated (pooled, K = 8)"
+    assert acc(pooled) > 0.8
+    for anchored in ("bias", "threshold", "heads"):
+        assert acc(fit_calibration(anchored, heads, np.zeros(D), **kw)) < 0.5, anchored
+    # with the population weighing far more than the listener's tracks, the population wins
+    assert acc(fit_calibration("pooled", heads, np.zeros(D), pool_weight=1e4, **kw)) < 0.5
+
+
+def test_pooled_keeps_a_typical_listener_where_the_population_is():
+    rng = np.random.default_rng(7)
+    pool = _population(rng)
+    w = np.zeros((2, D))
+    w[1, 1], w[0, 1] = 1.0, -1.0
+    heads = {"arousal": (w, np.zeros(2))}
+    z, y, tracks = _reversed_listener(rng)
+    z[:, 1] *= -1  # a listener like the population
+    c = fit_calibration("pooled", heads, np.zeros(D), z=z, y={"arousal": y}, tracks=tracks, pool=pool)
+    wc = c.heads["arousal"][0]
+    assert wc[1, 1] - wc[0, 1] > 1.0  # the population's direction, kept and sharpened
+    assert np.abs(wc[:, [0, 2, 3, 4, 5]]).max() < 0.5 * (wc[1, 1] - wc[0, 1])
+
+
+def test_pooled_without_a_pool_is_one_clear_error():
+    rng = np.random.default_rng(0)
+    z, y, tracks = _listener(rng)
+    with pytest.raises(DataError, match="calibration pool"):
+        fit_calibration("pooled", _heads(), np.zeros(D), z=z, y=y, tracks=tracks)
+
+
+def test_the_pool_round_trips_through_a_checkpoint_and_is_checked(tmp_path):
+    rng = np.random.default_rng(1)
+    pool = _population(rng, n=50)
+    model = build_tiny("symaffect")
+    path = save_checkpoint(tmp_path / "model.pt", model, name="symaffect", kwargs={},
+                           extra={"calibration_pool": pool.to_extra()})
+    payload = torch.load(path, weights_only=True)  # tensors only: no code runs on load
+    back = CalibrationPool.from_extra(payload["extra"]["calibration_pool"], dim=D, n_outputs={"arousal": 2})
+    np.testing.assert_allclose(back.z, pool.z, rtol=1e-6)
+    np.testing.assert_array_equal(back.targets["arousal"], pool.targets["arousal"])
+    stored = payload["extra"]["calibration_pool"]
+    with pytest.raises(DataError, match="calibration_pool.*wide"):
+        CalibrationPool.from_extra(stored, dim=D + 1)
+    with pytest.raises(DataError, match="outside 0..1"):
+        CalibrationPool.from_extra({"z": stored["z"], "targets": {"arousal": stored["targets"]["arousal"] + 5}},
+                                   dim=D, n_outputs={"arousal": 2})
+    with pytest.raises(DataError, match="no targets for task 'valence'"):
+        CalibrationPool.from_extra(stored, dim=D, n_outputs={"valence": 2})
+    with pytest.raises(DataError, match="malformed"):
+        CalibrationPool.from_extra({"z": stored["z"]})

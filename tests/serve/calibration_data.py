@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from symaffect.models import build_model, save_checkpoint
+from symaffect.models.calibration import CalibrationPool
 from symaffect.stream.pipeline import Predictor, run_recording
 from symaffect.stream.recording import deap_recording
 from symaffect.stream.store import SessionStore
@@ -38,14 +39,19 @@ def signals(seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def make_run(folder: Path) -> Path:
-    """A run folder whose ``model.pt`` holds a tiny model and its population mean embedding."""
+    """A run folder whose ``model.pt`` holds a tiny model, its population mean embedding and
+    a calibration pool."""
     torch.manual_seed(4)
     model = build_model("symaffect", **TINY)
     folder.mkdir(parents=True, exist_ok=True)
     extra = {"window_seconds": 2.0, "preprocess": {}}
     save_checkpoint(folder / "model.pt", model, name="symaffect", kwargs=TINY, extra=extra)
     hops = run_recording(Predictor(folder), deap_recording(signals(16.0, seed=9)))
-    extra["embedding_mean"] = np.mean([h.prediction.embedding for h in hops], axis=0).tolist()
+    z = np.stack([h.prediction.embedding for h in hops])
+    extra["embedding_mean"] = z.mean(axis=0).tolist()
+    rng = np.random.default_rng(3)  # a population to pool with: the hops, with made-up ratings
+    extra["calibration_pool"] = CalibrationPool(
+        z=z, targets={t: rng.integers(0, n, size=len(z)) for t, n in model.n_outputs.items()}).to_extra()
     save_checkpoint(folder / "model.pt", model, name="symaffect", kwargs=TINY, extra=extra)
     return folder
 

@@ -174,6 +174,38 @@ def test_calibrate_then_offer_it_at_the_next_session(client, db, run):
         assert s.active_calibration(nxt).calibration_id is None
 
 
+def test_pooled_refits_on_the_models_population_and_needs_its_pool(client, db, run):
+    _rate(client, 1, 1, valence=8, arousal=3, liking=7)
+    _rate(client, 1, 2, valence=2, arousal=7, liking=3)
+    r = client.post("/api/sessions/1/calibrate", json={"method": "pooled"})
+    assert r.status_code == 201, r.text
+    assert r.json()["label"] == "calibrated (pooled, K = 2)" and r.json()["seconds"] < 10
+    with SessionStore(db) as s:
+        stored = s.calibrations(cd.PARTICIPANT)
+    assert [c.method for c in stored] == ["pooled"]
+
+
+def test_pooled_with_a_model_that_has_no_pool_is_one_line_and_stores_nothing(tmp_path, run):
+    from symaffect.errors import DataError
+    from symaffect.stream.calibrate import calibrate_session
+    from symaffect.stream.pipeline import Predictor
+
+    old = tmp_path / "old-run"  # a model written before the pool was stored
+    old.mkdir()
+    payload = torch.load(run / "model.pt", weights_only=True)
+    payload["extra"].pop("calibration_pool")
+    torch.save(payload, old / "model.pt")
+    with SessionStore(tmp_path / "s.sqlite") as s:
+        sid, segs = cd.add_session(s, old, end=True)
+        for seg, v in zip(segs[:2], (8.0, 2.0)):
+            s.rate_segment(sid, seg, valence=v, arousal=5.0, liking=5.0)
+        with pytest.raises(DataError, match="needs the model's calibration pool") as e:
+            calibrate_session(s, sid, Predictor(old), method="pooled")
+        assert "\n" not in str(e.value)
+        assert s.calibrations(cd.PARTICIPANT) == []
+        assert calibrate_session(s, sid, Predictor(old), method="threshold").calibration.method == "threshold"
+
+
 def test_a_calibration_of_another_model_is_refused(client, db, tmp_path):
     _rate(client, 1, 1, valence=8)
     _rate(client, 1, 2, valence=7)

@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from symaffect._io import atomic_write, read_json, read_npz, write_json, write_text
 from symaffect.data.protocols import Fold, guard
@@ -42,6 +46,7 @@ from symaffect.eval.scoring import train_and_score
 from symaffect.eval.tables import markdown_table
 from symaffect.models.calibration import (
     LABELLED,
+    CalibrationPool,
     METHODS,
     base_heads,
     fit_calibration,
@@ -54,7 +59,7 @@ from symaffect.train.checkpoints import load_lightning_weights
 from symaffect.train.config import RunConfig, preset
 from symaffect.train.datamodule import batches
 from symaffect.train.module import predict_embeddings
-from symaffect.train.run import population_mean
+from symaffect.train.run import calibration_pool, population_mean
 from symaffect.train.rundata import RunData
 
 log = logging.getLogger(__name__)
@@ -72,6 +77,8 @@ DRAWS = 5
 MIN_GAP = 0.01
 """Smallest gap (uncalibrated -> within-subject accuracy) whose closed share is reported."""
 FOLDS = 5
+PROBE_FOLDS = 5
+"""Folds over a listener's trials of the within-subject probe ceiling."""
 FORMAT = "symaffect-calibration-bench"
 
 
@@ -138,16 +145,38 @@ def _subject_gains(data_dir: Path, task: str) -> dict[int, float]:
     return out
 
 
+def probe_ceiling(z: np.ndarray, y: np.ndarray, trials: np.ndarray, *, folds: int = PROBE_FOLDS) -> float:
+    """Within-subject accuracy of a linear probe on one listener's frozen embeddings: a
+    standardised logistic regression (C = 0.1) fitted on the listener's other trials,
+    ``folds``-fold over whole trials (every window of a trial on one side)."""
+    n_trials = len(np.unique(trials))
+    if n_trials < 2:
+        return float("nan")
+    pred = np.empty_like(y)
+    for tr, te in GroupKFold(min(folds, n_trials)).split(z, groups=trials):
+        if len(np.unique(y[tr])) < 2:
+            pred[te] = y[tr][0]
+            continue
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+        pred[te] = clf.fit(z[tr], y[tr]).predict(z[te])
+    return float(np.mean(pred == y))
+
+
 def calibrate_fold(
     data: RunData, fold: Fold, run: RunFolder, fit: Mapping, *, ks: Sequence[int], draws: int, seed: int,
-    methods: Sequence[str], timings: list[float],
+    methods: Sequence[str], timings: list[float], probes: dict | None = None,
 ) -> list[dict]:
-    """Every (subject, draw, K, method) result of one fold (rows of the bench)."""
+    """Every (subject, draw, K, method) result of one fold (rows of the bench); the
+    within-subject probe ceiling of every held-out subject goes into ``probes``
+    (``task -> subject -> accuracy``; single-label tasks)."""
     cfg, spec = data.cfg, data.tasks
     kwargs = data.model_kwargs()
     model, _ = load_lightning_weights(run.resolve(fit["checkpoint"]), cfg.model.name, kwargs, root=run.root)
     heads = base_heads(model)
-    pop = population_mean(model, data.dataset(fold, "train"))
+    train_ds = data.dataset(fold, "train")
+    pop = population_mean(model, train_ds)
+    pool = (calibration_pool(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)), spec.names)
+            if "pooled" in methods else None)
     test_ds = data.dataset(fold, "test")
     z = predict_embeddings(model, batches(test_ds, 256)).double().numpy()
     y = {t: np.asarray(test_ds.targets(t)) for t in spec.names}
@@ -160,6 +189,9 @@ def calibrate_fold(
         in_s = np.flatnonzero(subj == s)
         trials = np.unique(trial[in_s])
         base_logits = {t: z[in_s] @ w.T + b for t, (w, b) in heads.items()}
+        if probes is not None and spec.kind != "multilabel":
+            for t in spec.names:
+                probes.setdefault(t, {})[int(s)] = probe_ceiling(z[in_s], y[t][in_s], trial[in_s])
         for d in range(draws):
             rng = np.random.default_rng([seed, fold.fold, int(s), d])
             order = rng.permutation(trials)
@@ -184,6 +216,7 @@ def calibrate_fold(
                         c = fit_calibration(
                             method, heads, pop, unlabelled=z[in_s], z=z[in_s][cal],
                             y={t: v[cal] for t, v in y_s.items()}, tracks=trial[in_s][cal], multilabel=multilabel,
+                            pool=pool,
                         )
                         zc = z[in_s] - c.shift
                         logits = {t: zc @ w.T + b for t, (w, b) in c.heads.items()}
@@ -209,8 +242,9 @@ def _guard(fold: Fold, cal_rows: np.ndarray, test_rows: np.ndarray, subject: int
 
 
 def summarise(rows: Sequence[Mapping], tasks: Sequence[str], ks: Sequence[int], methods: Sequence[str],
-              ceiling: Mapping[str, Mapping[int, float]]) -> dict:
-    """Means and standard deviations over subjects x draws x folds, per task, K and method."""
+              ceiling: Mapping[str, Mapping[int, float]], probes: Mapping[str, Mapping[int, float]] | None = None) -> dict:
+    """Means and standard deviations over subjects x draws x folds, per task, K and method,
+    with the two within-subject ceilings (the trial hold-out model and the probe)."""
     out: dict[str, Any] = {}
     for t in tasks:
         per: dict[str, Any] = {}
@@ -228,8 +262,17 @@ def summarise(rows: Sequence[Mapping], tasks: Sequence[str], ks: Sequence[int], 
                 per[m][str(k)] = entry
         subjects = sorted({r["subject"] for r in rows})
         ceil = [ceiling[t][s] for s in subjects if s in ceiling.get(t, {})]
-        out[t] = {"methods": per, "within_subject": float(np.mean(ceil)) if ceil else None}
+        probe = [v for s in subjects if np.isfinite(v := (probes or {}).get(t, {}).get(s, np.nan))]
+        out[t] = {"methods": per, "within_subject": float(np.mean(ceil)) if ceil else None,
+                  "within_subject_probe": float(np.mean(probe)) if probe else None}
     return out
+
+
+def ceiling_of(s: Mapping) -> float | None:
+    """The higher of a task's two within-subject ceilings (the conservative one to close a
+    gap to), or None if neither was measured."""
+    vals = [v for v in (s.get("within_subject"), s.get("within_subject_probe")) if v is not None]
+    return max(vals) if vals else None
 
 
 def _headline(summary: Mapping, ks: Sequence[int]) -> dict:
@@ -247,11 +290,12 @@ def _headline(summary: Mapping, ks: Sequence[int]) -> dict:
 
 def gap_closed(summary: Mapping, k: int = 8, method: str = DEFAULT_METHOD) -> dict[str, float | None]:
     """Per task, the share of the gap from the uncalibrated model to the within-subject
-    ceiling that calibration with ``k`` tracks closes (on the same test trials)."""
+    ceiling (:func:`ceiling_of`, the higher of the two) that calibration with ``k``
+    tracks closes (on the same test trials)."""
     out = {}
     for t, s in summary.items():
         m = s["methods"]
-        cal, base, ceil = m.get(method, {}).get(str(k)), m.get("none", {}).get(str(k)), s["within_subject"]
+        cal, base, ceil = m.get(method, {}).get(str(k)), m.get("none", {}).get(str(k)), ceiling_of(s)
         if cal is None or base is None or ceil is None or ceil - base["acc"] < MIN_GAP:
             out[t] = None  # no gap worth a share: a ratio of two noise-sized numbers
         else:
@@ -275,7 +319,8 @@ def plot(summary: Mapping, ks: Sequence[int], path: Path, *, nine_class: bool) -
     rows = 2 if nine_class else 1
     fig = Figure(figsize=(4.6 * len(tasks), 3.6 * rows), layout="constrained")
     axes = fig.subplots(rows, len(tasks), squeeze=False)
-    colors = {"none": "#777777", "recentre": "#3b6fb6", "bias": "#e08a2c", "threshold": "#8e44ad", "heads": "#5aa469"}
+    colors = {"none": "#777777", "recentre": "#3b6fb6", "bias": "#e08a2c", "threshold": "#8e44ad", "heads": "#5aa469",
+              "pooled": "#c0392b"}
     for j, t in enumerate(tasks):
         ax = axes[0, j]
         for m, per in summary[t]["methods"].items():
@@ -288,7 +333,10 @@ def plot(summary: Mapping, ks: Sequence[int], path: Path, *, nine_class: bool) -
         ax.plot([k for k in ks if str(k) in maj], [100 * maj[str(k)]["majority_test"] for k in ks if str(k) in maj],
                 "k:", label="majority of the test trials")
         if summary[t]["within_subject"] is not None:
-            ax.axhline(100 * summary[t]["within_subject"], color="#aa3333", ls="--", label="within-subject")
+            ax.axhline(100 * summary[t]["within_subject"], color="#aa3333", ls="--", label="within-subject model")
+        if summary[t].get("within_subject_probe") is not None:
+            ax.axhline(100 * summary[t]["within_subject_probe"], color="#aa3333", ls="-.",
+                       label="within-subject probe (frozen encoder)")
         ax.set_xticks(list(ks))
         ax.set_ylim(max(0.0, ax.get_ylim()[0]), min(100.0, ax.get_ylim()[1]))
         ax.set_xlabel("K rated calibration tracks")
@@ -338,6 +386,7 @@ def run_calibration_bench(
     say = on_step or (lambda s: log.info("%s", s))
     result: dict[str, Any] = {"format": FORMAT, "version": 1, "tasks": {}, "task_sets": {}, "protocol": {
         "cross_subject": f"subject k-fold, {folds} folds", "within_subject": "trial hold-out (1:1), every subject",
+        "within_subject_probe": f"logistic regression on the listener's frozen embeddings, {PROBE_FOLDS}-fold over their trials",
         "ks": list(ks), "draws": draws, "methods": methods, "headline_method": DEFAULT_METHOD, "seed": seed,
         "recentre_pool": "the listener's whole session, unlabelled"}}
     md = ["# Per-listener calibration", ""]
@@ -355,14 +404,20 @@ def run_calibration_bench(
         run = RunFolder(cross_dir)
         data = RunData.from_splits(cross, run.splits, data_dir, cache_dir=cache_dir)
         rows: list[dict] = []
+        probes: dict = {}
         for fold in data.folds:
             say(f"{ts}: calibrating the held-out subjects of fold {fold.fold}")
             rows += calibrate_fold(data, fold, run, run.read_fit(fold.fold, cross.seeds[0]), ks=ks, draws=draws,
-                                   seed=seed, methods=methods, timings=timings)
-        summary = summarise(rows, spec.names, ks, methods, ceiling)
+                                   seed=seed, methods=methods, timings=timings, probes=probes)
+        summary = summarise(rows, spec.names, ks, methods, ceiling, probes)
         kref = 8 if 8 in ks else max(ks)
         result["task_sets"][ts] = {"summary": summary, "k_ref": kref, "gap_closed": gap_closed(summary, kref),
+                                   "gap_closed_by_method": {m: gap_closed(summary, kref, m)
+                                                            for m in methods if m in LABELLED},
                                    "per_subject_gain": {t: per_subject_gain(rows, t, k=kref) for t in spec.names},
+                                   "per_subject_gain_by_method": {
+                                       m: {t: per_subject_gain(rows, t, k=kref, method=m) for t in spec.names}
+                                       for m in methods if m in LABELLED},
                                    "subject_gain": {t: _subject_gains(data_dir, t) for t in spec.names},
                                    "runs": {"cross_subject": str(cross_dir), "within_subject": str(within_dir)}}
         for t, v in _headline(summary, ks).items():
@@ -394,22 +449,34 @@ def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int], kref:
         maj = s["methods"]["none"]
         body.append(["majority of the test trials",
                      *[f"{100 * maj[str(k)]['majority_test']:.1f}" if str(k) in maj else "–" for k in ks]])
-        within = s["within_subject"]
+        within, probe = s["within_subject"], s.get("within_subject_probe")
+        ceilings = []
+        if within is not None:
+            ceilings.append(f"the model trained within subject (trial hold-out) {100 * within:.1f} %")
+        if probe is not None:
+            ceilings.append(f"a linear probe on the listener's frozen embeddings ({PROBE_FOLDS}-fold over their "
+                            f"trials) {100 * probe:.1f} %")
+        closed = []
+        for m, g in (info.get("gap_closed_by_method") or {DEFAULT_METHOD: info["gap_closed"]}).items():
+            closed.append(f"{m} {100 * g[t]:.0f} %" if g.get(t) is not None else f"{m} n/a")
         out += [f"### {t}: accuracy (%) on the listener's other tracks, mean ± std over subjects x draws",
                 "", markdown_table(header, body), "",
-                f"Within-subject ceiling (trial hold-out): {100 * within:.1f} %." if within is not None else "",
-                f"Share of the gap (uncalibrated -> within-subject) closed at K = {kref} by {DEFAULT_METHOD}: "
-                + (f"{100 * info['gap_closed'][t]:.0f} %." if info["gap_closed"].get(t) is not None
-                   else f"n/a (the ceiling is less than {100 * MIN_GAP:.0f} point above the uncalibrated model)."),
+                ("Within-subject ceilings: " + "; ".join(ceilings) + ".") if ceilings else "",
+                f"Share of the gap (uncalibrated -> the higher ceiling) closed at K = {kref}: " + ", ".join(closed)
+                + (f" (n/a: the ceiling is less than {100 * MIN_GAP:.0f} point above the uncalibrated model)."
+                   if info["gap_closed"].get(t) is None else "."),
                 ""]
-        gains = info["per_subject_gain"][t]
+        by_method = info.get("per_subject_gain_by_method") or {DEFAULT_METHOD: info["per_subject_gain"]}
+        gains = {m: v[t] for m, v in by_method.items() if v.get(t)}
         g = info["subject_gain"].get(t) or {}
         if gains:
-            rows = [[str(s), f"{100 * v:+.1f}", f"{g[s]:+.2f}" if s in g else "–"]
-                    for s, v in sorted(gains.items(), key=lambda kv: kv[1])]
-            out += [f"Per-subject gain of {DEFAULT_METHOD} at K = {kref} over the uncalibrated model "
-                    "(points), with the generator's mean gain of the task's effects (negative: reversed responder):",
-                    "", markdown_table(["subject", "gain", "generator gain"], rows), ""]
+            first = gains.get(DEFAULT_METHOD) or next(iter(gains.values()))
+            rows = [[str(s), *[f"{100 * gains[m][s]:+.1f}" if s in gains[m] else "–" for m in gains],
+                     f"{g[s]:+.2f}" if s in g else "–"]
+                    for s, _ in sorted(first.items(), key=lambda kv: g.get(kv[0], 0.0))]
+            out += [f"Per-subject gain at K = {kref} over the uncalibrated model (points), per method, with the "
+                    "generator's mean gain of the task's effects (negative: reversed responder):",
+                    "", markdown_table(["subject", *gains, "generator gain"], rows), ""]
     return out
 
 
@@ -435,7 +502,7 @@ def calibrate_run(
         DEAP id of the listener.
     trials : sequence of int
         1-based trial (video) ids of the rated calibration tracks.
-    method : {"recentre", "bias", "threshold", "heads"}
+    method : {"recentre", "bias", "threshold", "heads", "pooled"}
     out : path, optional
         Default ``RUN_DIR/calibrations/sNN-<method>-k<K>.json``.
 
@@ -477,9 +544,13 @@ def calibrate_run(
     spec = data.tasks
     pop = extra.get("embedding_mean")
     pop = np.asarray(pop, dtype=np.float64) if pop is not None else z.mean(axis=0)
+    pool = extra.get("calibration_pool")
+    if method == "pooled" and pool is not None:
+        pool = CalibrationPool.from_extra(pool, dim=z.shape[1], n_outputs=dict(base.n_outputs))
     cal = fit_calibration(
         method, base_heads(base), pop, z=z, y={t: np.asarray(ds.targets(t)) for t in spec.names},
         tracks=meta.trial_of(rows), multilabel=spec.kind == "multilabel", listener=f"s{int(subject):02d}",
+        pool=pool if method == "pooled" else None,
     )
     path = Path(out) if out is not None else run.root / "calibrations" / f"s{int(subject):02d}-{method}-k{cal.k}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,14 @@ A calibration changes only what sits after the fused embedding ``z = model.embed
 ``"heads"`` (K rated tracks)
     ``recentre``, then the heads' weights and biases refitted, anchored at the base heads
     by a strong L2 penalty (a regularised linear probe on the frozen embedding).
+``"pooled"`` (K rated tracks and the model's calibration pool)
+    ``recentre``, then the heads' weights and biases refitted on the training population's
+    embeddings (the *calibration pool* stored in ``model.pt``: every training listener
+    re-centred on their own mean, like the new listener) together with the listener's
+    rated tracks; the whole population weighs as much as :data:`POOL_WEIGHT` rated tracks.
+    The population keeps the fit sane where the listener's tracks say little; the
+    listener's tracks can turn a direction round (a reversed responder), which the
+    anchored methods cannot.
 
 Every window of one track is one track's evidence: the loss weights each track equally,
 whatever its number of windows. With one rated track (one class seen) the anchors keep
@@ -46,9 +54,9 @@ from symaffect._io import atomic_write, read_json
 from symaffect.errors import DataError
 from symaffect.models.checkpoint import load_checkpoint
 
-METHODS: tuple[str, ...] = ("none", "recentre", "bias", "threshold", "heads")
+METHODS: tuple[str, ...] = ("none", "recentre", "bias", "threshold", "heads", "pooled")
 """Calibration methods, cheapest first (module docstring)."""
-LABELLED: tuple[str, ...] = ("bias", "threshold", "heads")
+LABELLED: tuple[str, ...] = ("bias", "threshold", "heads", "pooled")
 """Methods that need rated tracks."""
 FORMAT = "symaffect-calibration"
 FORMAT_VERSION = 1
@@ -58,6 +66,69 @@ cross-entropies, so this prior weighs about as much as one rated track."""
 HEADS_PENALTY = 10.0
 """L2 weight pulling refitted head weights and biases to the base heads: a prior worth
 about ten rated tracks (the weights have D times more freedom than the biases)."""
+POOL_WEIGHT = 8.0
+"""Total weight of the calibration pool in a ``pooled`` fit, in rated tracks (each rated
+track weighs 1). Chosen on the design set of docs/RESULTS.md among 8, 32 and 128 (K = 8:
+the population and the listener weigh the same); checked on a second set."""
+POOL_WINDOWS = 2048
+"""Most windows of the calibration pool stored in ``model.pt`` (evenly spaced)."""
+
+
+@dataclass(frozen=True, eq=False)
+class CalibrationPool:
+    """The training population's embeddings for a ``pooled`` calibration.
+
+    Parameters
+    ----------
+    z : ndarray, shape (n, D)
+        Embeddings of training windows, every training listener re-centred on their own
+        mean and moved onto the population mean (what a calibrated listener's look like).
+    targets : dict of str to ndarray
+        Their targets per task: class ids ``(n,)`` or multi-hot ``(n, C)``.
+    """
+
+    z: np.ndarray
+    targets: Mapping[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        if self.z.ndim != 2 or len(self.z) == 0 or not np.all(np.isfinite(self.z)):
+            raise DataError("calibration_pool.z", "must be a non-empty finite (n, D) array")
+        for t, y in self.targets.items():
+            if len(y) != len(self.z):
+                raise DataError(f"calibration_pool.targets.{t}", f"{len(y)} targets for {len(self.z)} windows")
+
+    def to_extra(self) -> dict:
+        """The form stored in ``model.pt``'s ``extra`` (tensors: loadable with weights_only)."""
+        return {"z": torch.as_tensor(self.z, dtype=torch.float32),
+                "targets": {t: torch.as_tensor(np.asarray(y)) for t, y in self.targets.items()}}
+
+    @classmethod
+    def from_extra(cls, d: Mapping, *, dim: int | None = None,
+                   n_outputs: Mapping[str, int] | None = None) -> CalibrationPool:
+        """Read and check a stored pool (``model.pt extra.calibration_pool``).
+
+        Raises
+        ------
+        DataError
+            Not an (n, D) array with one valid target per window and task.
+        """
+        where = "model.pt extra.calibration_pool"
+        try:
+            z = np.asarray(torch.as_tensor(d["z"]).double().numpy())
+            targets = {str(t): np.asarray(torch.as_tensor(y).numpy()) for t, y in dict(d["targets"]).items()}
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise DataError(where, f"malformed ({type(e).__name__}: {e})") from None
+        if dim is not None and (z.ndim != 2 or z.shape[1] != dim):
+            raise DataError(where, f"embeddings of shape {z.shape}, the model's are {dim} wide")
+        for t, n in (n_outputs or {}).items():
+            y = targets.get(t)
+            if y is None:
+                raise DataError(where, f"no targets for task {t!r}")
+            if y.ndim == 1 and (y.size and (y.min() < 0 or y.max() >= n)):
+                raise DataError(where, f"targets of task {t!r} outside 0..{n - 1}")
+            if y.ndim == 2 and y.shape[1] != n:
+                raise DataError(where, f"targets of task {t!r} have {y.shape[1]} columns, the head {n}")
+        return cls(z=z, targets=targets)
 
 
 @dataclass(frozen=True)
@@ -167,12 +238,20 @@ def _class_balanced(weights: np.ndarray, y: np.ndarray, multilabel: bool) -> np.
 def _refit(
     z: np.ndarray, y: np.ndarray, w0: np.ndarray, b0: np.ndarray, weights: np.ndarray, *,
     multilabel: bool, fit_weight: bool, penalty: float,
+    pool: tuple[np.ndarray, np.ndarray] | None = None, pool_weight: float = POOL_WEIGHT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Minimise the track-weighted cross-entropy of ``(W, b)`` (only ``b`` unless
-    ``fit_weight``) plus ``penalty`` times the squared distance to ``(w0, b0)``."""
+    ``fit_weight``) plus ``penalty`` times the squared distance to ``(w0, b0)``, plus
+    ``pool_weight`` times the mean cross-entropy over ``pool = (z, y)`` if given."""
     zt = torch.as_tensor(z, dtype=torch.float64)
-    yt = torch.as_tensor(y, dtype=torch.float64 if multilabel else torch.long)
+    ydt = torch.float64 if multilabel else torch.long
+    yt = torch.as_tensor(y, dtype=ydt)
     wt = torch.as_tensor(weights, dtype=torch.float64)
+    if pool is not None:
+        zp = torch.as_tensor(pool[0], dtype=torch.float64)
+        yp = torch.as_tensor(pool[1], dtype=ydt)
+        wp = torch.full((len(zp),), pool_weight / max(len(zp), 1), dtype=torch.float64)
+        zt, yt, wt = torch.cat([zt, zp]), torch.cat([yt, yp]), torch.cat([wt, wp])
     W0, B0 = torch.as_tensor(w0, dtype=torch.float64), torch.as_tensor(b0, dtype=torch.float64)
     W = W0.clone().requires_grad_(fit_weight)
     B = B0.clone().requires_grad_(True)
@@ -210,12 +289,14 @@ def fit_calibration(
     listener: str | None = None,
     bias_penalty: float = BIAS_PENALTY,
     heads_penalty: float = HEADS_PENALTY,
+    pool: CalibrationPool | None = None,
+    pool_weight: float = POOL_WEIGHT,
 ) -> Calibration:
     """Fit a calibration of ``method`` for one listener.
 
     Parameters
     ----------
-    method : {"none", "recentre", "bias", "threshold", "heads"}
+    method : {"none", "recentre", "bias", "threshold", "heads", "pooled"}
     heads : dict of str to (W, b)
         The base model's heads (:func:`base_heads`).
     population_mean : ndarray, shape (D,)
@@ -230,12 +311,16 @@ def fit_calibration(
         The rated track of each window (each track weighs the same in the fit).
     multilabel : bool
     listener : str, optional
+    pool : CalibrationPool, optional
+        The training population's re-centred embeddings (needed by ``pooled``).
+    pool_weight : float
+        Total weight of the pool in rated tracks (``pooled``).
 
     Raises
     ------
     DataError
-        Unknown method, no data for the re-centring, or no rated windows for a labelled
-        method.
+        Unknown method, no data for the re-centring, no rated windows for a labelled
+        method, or ``pooled`` without a pool.
     """
     if method not in METHODS:
         raise DataError("method", f"{method!r} is not one of {METHODS}")
@@ -243,14 +328,18 @@ def fit_calibration(
     pop = np.asarray(population_mean, dtype=np.float64)
     shift = np.zeros_like(pop)
     if method != "none":
-        pool = unlabelled if unlabelled is not None else z
-        if pool is None or len(pool) == 0:
+        own = unlabelled if unlabelled is not None else z
+        if own is None or len(own) == 0:
             raise DataError("calibration", "re-centring needs some of the listener's (unlabelled) signal")
-        shift = np.asarray(pool, dtype=np.float64).mean(axis=0) - pop
+        shift = np.asarray(own, dtype=np.float64).mean(axis=0) - pop
     k, names = 0, ()
     if method in LABELLED:
         if z is None or y is None or tracks is None or len(z) == 0:
             raise DataError("calibration", f"method {method!r} needs at least one rated track")
+        if method == "pooled" and pool is None:
+            raise DataError("calibration", "method 'pooled' needs the model's calibration pool (model.pt "
+                                           "extra.calibration_pool; models trained before it was stored have "
+                                           "none): retrain, or use 'threshold'")
         tracks = np.asarray([str(t) for t in tracks])
         names = tuple(dict.fromkeys(tracks.tolist()))
         k = len(names)
@@ -261,6 +350,12 @@ def fit_calibration(
             yt = np.asarray(y[t])
             if method == "threshold" and not multilabel and len(np.unique(yt)) < 2:
                 refit[t] = (w, b)  # one class rated: there is no boundary to move, only the re-centring
+                continue
+            if method == "pooled":
+                if t not in pool.targets:
+                    raise DataError("calibration_pool", f"no targets for task {t!r}")
+                refit[t] = _refit(zc, yt, w, b, weights, multilabel=multilabel, fit_weight=True, penalty=0.0,
+                                  pool=(pool.z, pool.targets[t]), pool_weight=pool_weight)
                 continue
             refit[t] = _refit(zc, yt, w, b,
                               _class_balanced(weights, yt, multilabel) if method == "threshold" else weights,
@@ -362,6 +457,7 @@ def describe(cal: Calibration | None) -> str:
 __all__ = [
     "Calibration",
     "CalibratedModel",
+    "CalibrationPool",
     "METHODS",
     "base_heads",
     "describe",

@@ -201,7 +201,7 @@ class CalibrateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["threshold", "bias", "heads"] = LIVE_METHOD
+    method: Literal["threshold", "bias", "heads", "pooled"] = LIVE_METHOD
 
 
 class ActivateIn(BaseModel):

@@ -69,8 +69,9 @@ MIN_RATED_SEGMENTS = 2
 """Fewest rated segments a live calibration is fitted from."""
 LIVE_METHOD = "threshold"
 """The method of a live calibration (``models.calibration``: biases only, anchored)."""
-LIVE_METHODS = ("threshold", "bias", "heads")
-"""Methods a live calibration may use (both need rated segments)."""
+LIVE_METHODS = ("threshold", "bias", "heads", "pooled")
+"""Methods a live calibration may use (all need rated segments; ``pooled`` also the
+model's calibration pool)."""
 DOMINANCE = 5.0
 """Dominance is not asked for: the middle of the scale."""
 
@@ -199,7 +200,7 @@ def fit_session_calibration(
     session_id : int
     predictor : Predictor
         The session's model (its base heads, task set and population mean embedding).
-    method : {"threshold", "bias", "heads"}
+    method : {"threshold", "bias", "heads", "pooled"}
 
     Returns
     -------
@@ -264,6 +265,7 @@ def fit_session_calibration(
         log.info("model %s has no embedding_mean (trained before it was stored): re-centring onto the "
                  "session's own mean embedding (shift 0)", predictor.base_path)
     multilabel = predictor.task_kind == "multilabel"
+    pool = predictor.calibration_pool if method == "pooled" else None
     heads = dict(base)
     shift = None
     used: set[int] = set()
@@ -275,7 +277,7 @@ def fit_session_calibration(
              for task in tasks}
         part = fit_calibration(method, {t: base[t] for t in tasks}, pop, unlabelled=unlabelled, z=z, y=y,
                                tracks=[str(x) for x in tracks], multilabel=multilabel,
-                               listener=session.participant)
+                               listener=session.participant, pool=pool)
         heads.update(part.heads)
         shift = part.shift
         used.update(segs)
@@ -305,7 +307,7 @@ def calibrate_session(
     session_id : int
     predictor : Predictor
         The session's model.
-    method : {"threshold", "bias", "heads"}
+    method : {"threshold", "bias", "heads", "pooled"}
     activate : bool
 
     Returns
@@ -466,7 +468,7 @@ def calibrate_recording(
         CSV of :func:`read_ratings_csv`.
     participant : str
         The listener's pseudonym (stored in the file).
-    method : {"threshold", "bias", "heads"}
+    method : {"threshold", "bias", "heads", "pooled"}
     out : path, optional
         Default ``<run folder>/calibrations/<participant>-<method>-k<K>.json``.
 

@@ -37,6 +37,7 @@ from symaffect.data.contract import PreprocessingContract
 from symaffect.errors import DataError
 from symaffect.extras import require
 from symaffect.models.calibration import (
+    CalibrationPool,
     CalibratedModel,
     Calibration,
     describe,
@@ -174,6 +175,22 @@ class Predictor:
         if not self.can_embed:
             return None
         return int(next(iter(self.model.heads.layers.values())).in_features)
+
+    @property
+    def calibration_pool(self) -> CalibrationPool | None:
+        """The training population's re-centred embeddings a ``pooled`` calibration refits
+        on (``extra["calibration_pool"]`` of ``model.pt``); None for checkpoints written
+        before it was stored.
+
+        Raises
+        ------
+        DataError
+            A stored pool that does not fit the model's embedding or heads.
+        """
+        pool = (self.info.get("extra") or {}).get("calibration_pool")
+        if pool is None or not self.can_embed:
+            return None
+        return CalibrationPool.from_extra(pool, dim=self.embedding_dim, n_outputs=dict(self.model.n_outputs))
 
     @property
     def population_mean(self) -> np.ndarray | None:

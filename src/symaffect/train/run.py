@@ -44,6 +44,7 @@ from lightning.pytorch.loggers import CSVLogger
 from symaffect import __version__
 from symaffect.data.protocols import save_splits
 from symaffect.errors import ConfigError, Interrupted
+from symaffect.models.calibration import POOL_WINDOWS, CalibrationPool
 from symaffect.models.checkpoint import save_checkpoint
 from symaffect.models.registry import is_import_path, list_models, model_class
 from symaffect.run_folder import RunFolder
@@ -375,7 +376,10 @@ def _export_model(data: RunData, fold, seed: int, ckpt_path: Path, run: RunFolde
         "seed": int(seed),
     }
     if hasattr(model, "embed"):  # the population a listener's calibration re-centres onto
-        extra["embedding_mean"] = population_mean(model, data.dataset(fold, "train")).tolist()
+        train_ds = data.dataset(fold, "train")
+        extra["embedding_mean"] = population_mean(model, train_ds).tolist()
+        extra["calibration_pool"] = calibration_pool(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)),
+                                                     data.tasks.names).to_extra()
     save_checkpoint(run.model, model, name=cfg.model.name, kwargs=kwargs, extra=extra)
 
 
@@ -391,4 +395,30 @@ def population_mean(model, train_ds) -> np.ndarray:
     return z.mean(dim=0).double().numpy()
 
 
-__all__ = ["NON_TORCH_MODELS", "check_model_name", "is_global_zero", "train_run"]
+def calibration_pool(model, train_ds, subjects: np.ndarray, tasks, *, n: int = POOL_WINDOWS) -> CalibrationPool:
+    """The training population as a ``pooled`` calibration sees it: the embeddings of up to
+    ``n`` evenly spaced training windows, every training listener re-centred on their own
+    mean (over their windows among these) and moved onto the population mean, with the
+    windows' targets.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A model with ``embed``.
+    train_ds : WindowDataset
+    subjects : ndarray, shape (len(train_ds),)
+        The subject of every training window.
+    tasks : sequence of str
+    """
+    idx = np.unique(np.linspace(0, len(train_ds) - 1, min(len(train_ds), n)).astype(np.int64))
+    z = predict_embeddings(model, (train_ds.get_batch(idx[i:i + 256]) for i in range(0, len(idx), 256)))
+    z = z.double().numpy()
+    subjects = np.asarray(subjects)[idx]
+    out = z + z.mean(axis=0)
+    for s in np.unique(subjects):
+        m = subjects == s
+        out[m] -= z[m].mean(axis=0)
+    return CalibrationPool(z=out, targets={t: np.asarray(train_ds.targets(t))[idx] for t in tasks})
+
+
+__all__ = ["NON_TORCH_MODELS", "calibration_pool", "check_model_name", "is_global_zero", "train_run"]
