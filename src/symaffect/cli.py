@@ -854,6 +854,9 @@ def serve_cmd(
     token: Annotated[
         Optional[str], typer.Option(envvar="SYMAFFECT_TOKEN", help="Access token (or SYMAFFECT_TOKEN).")
     ] = None,
+    calibration_method: Annotated[str, typer.Option(
+        callback=choice("threshold", "bias", "heads", "pooled"),
+        help="Method of the dashboard's live calibration: threshold | bias | heads | pooled.")] = "threshold",
 ) -> None:
     """Serve the live dashboard and the session reports over HTTP."""
     require("fastapi", "the dashboard")
@@ -865,7 +868,7 @@ def serve_cmd(
 
     check_bind(host, token)
     console.print(f"dashboard on http://{host}:{port}/ (Ctrl-C to stop)", highlight=False)
-    serve(db or default_db_path(), host=host, port=port, token=token)
+    serve(db or default_db_path(), host=host, port=port, token=token, calibration_method=calibration_method)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,8 @@ USAGE = [
     ("report-out-is-folder", ["report", "1", "--out", "emptydir"], ["--out"]),
     ("serve-port-huge", ["serve", "--port", "70000"], ["--port"]),
     ("serve-port-text", ["serve", "--port", "http"], ["--port"]),
+    ("serve-calibration-method", ["serve", "--calibration-method", "magic"], ["--calibration-method"]),
+    ("calibrate-method", ["calibrate", "run", "--method", "magic"], ["--method"]),
 ]
 
 DATA = [

@@ -185,6 +185,19 @@ def test_pooled_refits_on_the_models_population_and_needs_its_pool(client, db, r
     assert [c.method for c in stored] == ["pooled"]
 
 
+def test_the_server_chooses_the_method_when_the_request_names_none(db):
+    from symaffect.errors import ConfigError
+
+    with TestClient(create_app(db, poll_s=0.05, calibration_method="pooled"), base_url=BASE) as c:
+        _rate(c, 1, 1, valence=8, arousal=3, liking=7)
+        _rate(c, 1, 2, valence=2, arousal=7, liking=3)
+        assert c.post("/api/sessions/1/calibrate").json()["label"] == "calibrated (pooled, K = 2)"
+        r = c.post("/api/sessions/1/calibrate", json={"method": "threshold"})  # the request wins
+        assert r.json()["label"] == "calibrated (threshold, K = 2)"
+    with pytest.raises(ConfigError, match="calibration method 'magic' is not one of"):
+        create_app(db, calibration_method="magic")
+
+
 def test_pooled_with_a_model_that_has_no_pool_is_one_line_and_stores_nothing(tmp_path, run):
     from symaffect.errors import DataError
     from symaffect.stream.calibrate import calibrate_session

@@ -98,6 +98,7 @@ from symaffect.spec import (
 )
 from symaffect.stream.calibrate import (
     LIVE_METHOD,
+    LIVE_METHODS,
     MIN_RATED_SEGMENTS,
     calibrate_session,
     check_session_calibration,
@@ -201,7 +202,8 @@ class CalibrateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["threshold", "bias", "heads", "pooled"] = LIVE_METHOD
+    method: Literal["threshold", "bias", "heads", "pooled"] | None = None
+    """None: the server's ``calibration_method``."""
 
 
 class ActivateIn(BaseModel):
@@ -559,7 +561,7 @@ _SECURITY_HEADERS = (
 
 def create_app(
     db_path: str | Path, token: str | None = None, *, poll_s: float = 0.5, host: str | None = None,
-    extra_hosts: tuple[str, ...] = (),
+    extra_hosts: tuple[str, ...] = (), calibration_method: str = LIVE_METHOD,
 ) -> FastAPI:
     """Build the dashboard app over the session store at ``db_path``.
 
@@ -577,11 +579,21 @@ def create_app(
         in their ``Host`` header (see :func:`allowed_hosts`). Default: loopback names only.
     extra_hosts : tuple of str
         More host names to accept (e.g. the machine's DNS name behind ``0.0.0.0``).
+    calibration_method : {"threshold", "bias", "heads", "pooled"}
+        The method of a live calibration when the request names none (the dashboard's
+        "Calibrate" button names none).
 
     Returns
     -------
     FastAPI
+
+    Raises
+    ------
+    ConfigError
+        An unknown ``calibration_method``.
     """
+    if calibration_method not in LIVE_METHODS:
+        raise ConfigError(f"calibration method {calibration_method!r} is not one of {', '.join(LIVE_METHODS)}")
     db_path = Path(db_path)
     stores = _Stores(db_path)  # creates / migrates the store once, up front
     plotly_js = _read_plotly_js()
@@ -785,7 +797,8 @@ def create_app(
                         raise DataError(None, f"calibration needs at least {MIN_RATED_SEGMENTS} rated segments, "
                                               f"{n} so far")
                     predictor = models.get(session_model_path(ses))
-                    result = calibrate_session(store, session_id, predictor, method=body.method)
+                    result = calibrate_session(store, session_id, predictor,
+                                               method=body.method or calibration_method)
                 except DataError as e:
                     raise HTTPException(422, str(e)) from None
                 return _jsonable({**result.to_dict(), "participant": ses.participant, "session_id": session_id,
@@ -1015,7 +1028,8 @@ def _fmt_wall(start: Any, end: Any) -> str:
 
 
 def serve(
-    db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None
+    db_path: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+    calibration_method: str = LIVE_METHOD,
 ) -> None:
     """Run the dashboard with uvicorn (blocks until interrupted).
 
@@ -1031,7 +1045,7 @@ def serve(
     token = token or os.environ.get("SYMAFFECT_TOKEN") or None
     check_bind(host, token)
     extra = tuple(h for h in os.environ.get("SYMAFFECT_ALLOWED_HOSTS", "").split(",") if h.strip())
-    app = create_app(db_path, token=token, host=host, extra_hosts=extra)
+    app = create_app(db_path, token=token, host=host, extra_hosts=extra, calibration_method=calibration_method)
     log.info("serving %s on http://%s:%d/", db_path, host, port)
     # open event streams would otherwise hold a Ctrl-C for up to their max_s
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=3)
