@@ -47,10 +47,14 @@ def test_bench_writes_the_table_the_figure_and_the_json(bench):
     ts = doc["task_sets"]["binary_arousal"]
     assert set(ts["gap_closed_by_method"]) == {"bias", "threshold", "heads", "pooled"}
     assert set(map(int, ts["per_subject_gain_by_method"]["pooled"]["arousal"])) == set(range(1, 7))
+    paired = ts["paired_vs_none"]["arousal"]
+    assert set(paired) == {"recentre@0", "bias@2", "threshold@2", "heads@2", "pooled@2"}
+    assert paired["pooled@2"]["n_subjects"] == 6 and paired["pooled@2"]["ci_low"] <= paired["pooled@2"]["delta"]
     assert 0 < s["methods"]["none"]["1"]["majority_test"] <= 1
     md = (out / "calibration.md").read_text()
     assert "majority of the test trials" in md and "Within-subject ceilings" in md and "Per-subject gain" in md
     assert "linear probe on the listener's frozen embeddings" in md and "| pooled |" in md
+    assert "| recentre @ K = 0 |" in md and "sign-flip p" in md
     assert (out / "calibration-binary_arousal.png").stat().st_size > 10_000
     assert doc["seconds_calibrate_k8"]["n"] == 0  # no K = 8 here
     rows = json.loads((out / "calibration_rows.json").read_text())["rows"]["binary_arousal"]

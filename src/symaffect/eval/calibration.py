@@ -43,7 +43,8 @@ from symaffect._io import atomic_write, read_json, read_npz, write_json, write_t
 from symaffect.data.protocols import Fold, guard
 from symaffect.errors import DataError
 from symaffect.eval.scoring import train_and_score
-from symaffect.eval.tables import markdown_table
+from symaffect.eval.metrics import paired_comparison
+from symaffect.eval.tables import fmt_delta, markdown_table
 from symaffect.models.calibration import (
     LABELLED,
     CalibrationPool,
@@ -303,6 +304,22 @@ def gap_closed(summary: Mapping, k: int = 8, method: str = DEFAULT_METHOD) -> di
     return out
 
 
+def paired_vs_none(rows: Sequence[Mapping], task: str, *, k: int, method: str) -> dict | None:
+    """``method`` against the uncalibrated model at ``k``, paired over held-out subjects
+    (each subject's accuracy averaged over their draws): mean difference, 95 % bootstrap
+    CI and sign-flip p (:func:`symaffect.eval.metrics.paired_comparison`)."""
+    per: dict[str, dict[int, list[float]]] = {"a": {}, "b": {}}
+    for r in rows:
+        if r["k"] == k and r["method"] in (method, "none"):
+            per["a" if r["method"] == method else "b"].setdefault(r["subject"], []).append(r["acc"][task])
+    subjects = sorted(set(per["a"]) & set(per["b"]))
+    if len(subjects) < 2:
+        return None
+    a = np.array([np.mean(per["a"][s]) for s in subjects])
+    b = np.array([np.mean(per["b"][s]) for s in subjects])
+    return paired_comparison(a, b)
+
+
 def per_subject_gain(rows: Sequence[Mapping], task: str, *, k: int = 8, method: str = DEFAULT_METHOD) -> dict[int, float]:
     """Mean accuracy gain of ``method`` over ``none`` at ``k``, per subject."""
     gain: dict[int, list[float]] = {}
@@ -415,6 +432,12 @@ def run_calibration_bench(
                                    "gap_closed_by_method": {m: gap_closed(summary, kref, m)
                                                             for m in methods if m in LABELLED},
                                    "per_subject_gain": {t: per_subject_gain(rows, t, k=kref) for t in spec.names},
+                                   "paired_vs_none": {
+                                       t: {**({"recentre@0": paired_vs_none(rows, t, k=0, method="recentre")}
+                                              if 0 in ks and "recentre" in methods else {}),
+                                           **{f"{m}@{kref}": paired_vs_none(rows, t, k=kref, method=m)
+                                              for m in methods if m in LABELLED}}
+                                       for t in spec.names},
                                    "per_subject_gain_by_method": {
                                        m: {t: per_subject_gain(rows, t, k=kref, method=m) for t in spec.names}
                                        for m in methods if m in LABELLED},
@@ -466,6 +489,14 @@ def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int], kref:
                 + (f" (n/a: the ceiling is less than {100 * MIN_GAP:.0f} point above the uncalibrated model)."
                    if info["gap_closed"].get(t) is None else "."),
                 ""]
+        paired = [(key, c) for key, c in (info.get("paired_vs_none") or {}).get(t, {}).items() if c is not None]
+        if paired:
+            out += [f"Against the uncalibrated model on the same test trials, paired over the {paired[0][1]['n_subjects']} "
+                    "held-out subjects (each averaged over draws): difference in points [95 % bootstrap CI], "
+                    "sign-flip p:", "",
+                    markdown_table(["method @ K", "difference", "subjects better / worse"],
+                                   [[key.replace("@", " @ K = "), fmt_delta(c), f"{c['wins']} / {c['losses']}"]
+                                    for key, c in paired]), ""]
         by_method = info.get("per_subject_gain_by_method") or {DEFAULT_METHOD: info["per_subject_gain"]}
         gains = {m: v[t] for m, v in by_method.items() if v.get(t)}
         g = info["subject_gain"].get(t) or {}
