@@ -48,16 +48,32 @@ def features(folder: Path):
     return zscore_per_subject(x, s), lab, s, t
 
 
+def generator_gains(folder: Path) -> dict[str, dict[int, float]]:
+    """Per task, each subject's mean generator gain of the task's effects (synth_meta.json)."""
+    meta_path = folder / "synth_meta.json"
+    if not meta_path.is_file():
+        return {}
+    meta = json.loads(meta_path.read_text())
+    out: dict[str, dict[int, float]] = {}
+    for task in ("valence", "arousal"):
+        names = {e["name"] for e in meta["effects"] if e["label"] == task}
+        out[task] = {int(str(s).lstrip("s")): float(np.mean([v for k, v in g.items() if k in names]))
+                     for s, g in meta["gains"].items()}
+    return out
+
+
 def _lr():
     return LogisticRegression(C=0.1, max_iter=2000)
 
 
 def run(folder: Path, *, k: int, draws: int) -> dict:
     x, lab, subj, trial = features(folder)
+    gains = generator_gains(folder)
     out = {}
     for task, col in (("valence", 0), ("arousal", 1)):
         y = (lab[:, col] > 5).astype(np.int64)
         acc: dict[str, list[float]] = {}
+        gain: dict[int, list[float]] = {}
         for s in np.unique(subj):
             tr, te = subj != s, np.flatnonzero(subj == s)
             sc = StandardScaler().fit(x[tr])
@@ -85,11 +101,14 @@ def run(folder: Path, *, k: int, draws: int) -> dict:
                                         y={task: ys[cal]}, tracks=ts[cal], pool=pool)
                     wc, bc = c.heads[task]
                     score(method, np.argmax((xs[test] - c.shift) @ wc.T + bc, axis=1))
+                gain.setdefault(int(s), []).append(acc["pooled"][-1] - acc["none"][-1])
             pred = np.empty_like(ys)
             for a, bb in GroupKFold(5).split(xs, groups=ts):
                 pred[bb] = _lr().fit(xs[a], ys[a]).predict(xs[bb])
             acc.setdefault("within-subject (5-fold over the listener's trials)", []).append(float(np.mean(pred == ys)))
         out[task] = {m: float(np.mean(v)) for m, v in acc.items()}
+        out[task]["per_subject_gain_pooled"] = {s: float(np.mean(v)) for s, v in gain.items()}
+        out[task]["generator_gain"] = gains.get(task, {})
         base, ceil = out[task]["none"], out[task]["within-subject (5-fold over the listener's trials)"]
         out[task]["gap_closed_pooled"] = (out[task]["pooled"] - base) / (ceil - base) if ceil > base else None
         out[task]["gap_closed_threshold"] = (out[task]["threshold"] - base) / (ceil - base) if ceil > base else None
@@ -109,10 +128,16 @@ def main(argv: list[str] | None = None) -> int:
     for task in ("valence", "arousal"):
         print(f"\n{task} (K = {a.k}, accuracy % on the listener's other tracks, mean over subjects x draws)")
         for m, v in res[task].items():
+            if m in ("per_subject_gain_pooled", "generator_gain"):
+                continue
             if m.startswith("gap_closed"):
                 print(f"  {m}: {'n/a' if v is None else f'{100 * v:.0f} %'}")
             else:
                 print(f"  {m}: {100 * v:.1f}")
+        g = res[task]["generator_gain"]
+        print("  per-subject gain of pooled (points) | generator gain:")
+        for s, v in sorted(res[task]["per_subject_gain_pooled"].items(), key=lambda kv: g.get(kv[0], 0.0)):
+            print(f"    s{s:02d} {100 * v:+6.1f} | {g.get(s, float('nan')):+.2f}")
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     print(f"\n{res['seconds']:.0f} s")

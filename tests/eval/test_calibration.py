@@ -54,7 +54,8 @@ def test_bench_writes_the_table_the_figure_and_the_json(bench):
     md = (out / "calibration.md").read_text()
     assert "majority of the test trials" in md and "Within-subject ceilings" in md and "Per-subject gain" in md
     assert "linear probe on the listener's frozen embeddings" in md and "| pooled |" in md
-    assert "| recentre @ K = 0 |" in md and "sign-flip p" in md
+    assert "| recentre @ K = 0 |" in md and "sign-flip p" in md and "Balanced accuracy" in md
+    assert 0 <= s["methods"]["pooled"]["2"]["bacc"] <= 1 and 0 <= s["methods"]["none"]["0"]["bacc"] <= 1
     assert (out / "calibration-binary_arousal.png").stat().st_size > 10_000
     assert doc["seconds_calibrate_k8"]["n"] == 0  # no K = 8 here
     rows = json.loads((out / "calibration_rows.json").read_text())["rows"]["binary_arousal"]
