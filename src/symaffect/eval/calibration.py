@@ -477,11 +477,12 @@ def run_calibration_bench(
 
 
 def _gap_words(s: Mapping, k: int) -> str:
-    """`` 56.5 % to 66.2 %: 9.7 points`` for the closed-share sentence (empty if unknown)."""
+    """``from the uncalibrated model (56.5 %) to the higher ceiling (66.2 %; 9.7 points)``."""
     base, ceil = s["methods"].get("none", {}).get(str(k)), ceiling_of(s)
     if base is None or ceil is None:
-        return ""
-    return f" {100 * base['acc']:.1f} % to {100 * ceil:.1f} %: {100 * (ceil - base['acc']):.1f} points,"
+        return "from the uncalibrated model to the higher ceiling"
+    return (f"from the uncalibrated model ({100 * base['acc']:.1f} %) to the higher ceiling "
+            f"({100 * ceil:.1f} %; {100 * (ceil - base['acc']):+.1f} points)")
 
 
 def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int], kref: int) -> list[str]:
@@ -514,8 +515,7 @@ def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int], kref:
                    "constant prediction, so learning how often the listener uses each class gains nothing):", "",
                    markdown_table(header, bal), ""] if has_bal else []),
                 ("Within-subject ceilings: " + "; ".join(ceilings) + ".") if ceilings else "",
-                f"Share of the gap (uncalibrated{_gap_words(s, kref)} -> the higher ceiling) closed at K = {kref}: "
-                + ", ".join(closed)
+                f"Share of the gap {_gap_words(s, kref)} closed at K = {kref}: " + ", ".join(closed)
                 + (f" (n/a: the ceiling is less than {100 * MIN_GAP:.0f} point above the uncalibrated model)."
                    if info["gap_closed"].get(t) is None else "."),
                 ""]
