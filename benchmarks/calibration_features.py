@@ -125,19 +125,21 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     res = run(a.data, k=a.k, draws=a.draws)
     res["seconds"] = time.perf_counter() - t0
-    for task in ("valence", "arousal"):
-        print(f"\n{task} (K = {a.k}, accuracy % on the listener's other tracks, mean over subjects x draws)")
-        for m, v in res[task].items():
-            if m in ("per_subject_gain_pooled", "generator_gain"):
-                continue
-            if m.startswith("gap_closed"):
-                print(f"  {m}: {'n/a' if v is None else f'{100 * v:.0f} %'}")
-            else:
-                print(f"  {m}: {100 * v:.1f}")
-        g = res[task]["generator_gain"]
-        print("  per-subject gain of pooled (points) | generator gain:")
-        for s, v in sorted(res[task]["per_subject_gain_pooled"].items(), key=lambda kv: g.get(kv[0], 0.0)):
-            print(f"    s{s:02d} {100 * v:+6.1f} | {g.get(s, float('nan')):+.2f}")
+    methods = [m for m in res["valence"] if not m.startswith(("gap_closed", "per_subject", "generator"))]
+    print(f"\nK = {a.k}: accuracy (%) on the listener's other tracks, mean over subjects x draws\n")
+    print("| method | valence | arousal |\n|---|---|---|")
+    for m in methods:
+        print(f"| {m} | {100 * res['valence'][m]:.1f} | {100 * res['arousal'][m]:.1f} |")
+    for m in ("threshold", "pooled"):
+        cells = [("n/a" if (v := res[t][f"gap_closed_{m}"]) is None else f"{100 * v:.0f} %") for t in ("valence", "arousal")]
+        print(f"| share of the gap closed by {m} | {cells[0]} | {cells[1]} |")
+    print(f"\nPer-subject gain of pooled at K = {a.k} (points), with the generator's mean gain of the task's "
+          "effects (negative: reversed responder):\n")
+    print("| subject | valence gain | valence generator gain | arousal gain | arousal generator gain |\n|---|---|---|---|---|")
+    gv, ga = res["valence"]["generator_gain"], res["arousal"]["generator_gain"]
+    for s in sorted(res["valence"]["per_subject_gain_pooled"], key=lambda s: gv.get(s, 0.0)):
+        print(f"| {s} | {100 * res['valence']['per_subject_gain_pooled'][s]:+.1f} | {gv.get(s, float('nan')):+.2f} "
+              f"| {100 * res['arousal']['per_subject_gain_pooled'][s]:+.1f} | {ga.get(s, float('nan')):+.2f} |")
     if a.out:
         a.out.write_text(json.dumps(res, indent=1))
     print(f"\n{res['seconds']:.0f} s")
