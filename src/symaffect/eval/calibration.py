@@ -13,11 +13,16 @@ Protocol (``symaffect bench calibration``), per task set:
 3. Each method of :mod:`symaffect.models.calibration` is fitted on the calibration trials
    and scored on the test trials: ``none`` (the uncalibrated model), ``recentre``
    (unlabelled: the listener's whole session, no ratings -- transductive in the way the
-   default per-subject normalisation is), ``bias`` and ``heads`` (``K`` rated tracks).
+   default per-subject normalisation is), ``bias``, ``threshold``, ``heads`` and
+   ``pooled`` (``K`` rated tracks; ``pooled`` refits on the fold's training population,
+   :func:`symaffect.train.run.calibration_pool`).
 4. Beside every number: the majority baseline of the *test* trials (the most frequent
-   class among the test windows, an optimistic oracle) and the uncalibrated model on the
-   same test trials; the within-subject ceiling is a ``trial_holdout`` run (every
-   subject's other trials in training), scored per subject.
+   class among the test windows, an optimistic oracle), the balanced accuracy, the
+   uncalibrated model on the same test trials and each method against it paired over
+   held-out subjects; two within-subject ceilings: a ``trial_holdout`` run (every
+   subject's other trials in training), scored per subject, and a linear probe on each
+   held-out listener's frozen embeddings (:func:`probe_ceiling`); the share of the gap
+   closed is towards the higher of the two (:func:`ceiling_of`).
 
 Numbers are means over held-out subjects, draws and folds (the table and
 ``calibration.json``); the figure shows accuracy against ``K`` with a band of one
