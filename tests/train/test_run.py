@@ -104,6 +104,14 @@ def test_model_pt_loads_without_trainer_and_matches_best_checkpoint(run_dir):
     a, b = model(x), best(x)
     for t in a:
         torch.testing.assert_close(a[t], b[t])
+    # the population a listener's calibration works against, from the same training windows
+    from symaffect.models.calibration import stored_pool
+
+    pool = stored_pool(model, extra)
+    mean = np.asarray(extra["embedding_mean"])
+    assert pool.z.shape[1] == mean.shape[0] == model.heads.layers["valence"].in_features
+    assert set(pool.targets) == {"valence", "arousal", "liking"} and all(len(v) == len(pool.z) for v in pool.targets.values())
+    np.testing.assert_allclose(pool.z.mean(axis=0), mean, atol=1e-4)  # every training window: the same mean
 
 
 def test_evaluate_run_reproduces_metrics(run_dir, tiny_data, cache_dir):

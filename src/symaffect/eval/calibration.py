@@ -15,7 +15,7 @@ Protocol (``symaffect bench calibration``), per task set:
    (unlabelled: the listener's whole session, no ratings -- transductive in the way the
    default per-subject normalisation is), ``bias``, ``threshold``, ``heads`` and
    ``pooled`` (``K`` rated tracks; ``pooled`` refits on the fold's training population,
-   :func:`symaffect.train.run.calibration_pool`).
+   :func:`symaffect.train.run.population`).
 4. Beside every number: the majority baseline of the *test* trials (the most frequent
    class among the test windows, an optimistic oracle), the balanced accuracy, the
    uncalibrated model on the same test trials and each method against it paired over
@@ -52,11 +52,11 @@ from symaffect.eval.metrics import paired_comparison
 from symaffect.eval.tables import fmt_delta, markdown_table
 from symaffect.models.calibration import (
     LABELLED,
-    CalibrationPool,
     METHODS,
     base_heads,
     fit_calibration,
     save_calibration,
+    stored_pool,
 )
 from symaffect.models.checkpoint import load_checkpoint
 from symaffect.run_folder import RunFolder
@@ -65,7 +65,7 @@ from symaffect.train.checkpoints import load_lightning_weights
 from symaffect.train.config import RunConfig, preset
 from symaffect.train.datamodule import batches
 from symaffect.train.module import predict_embeddings
-from symaffect.train.run import calibration_pool, population_mean
+from symaffect.train.run import population
 from symaffect.train.rundata import RunData
 
 log = logging.getLogger(__name__)
@@ -192,9 +192,7 @@ def calibrate_fold(
     model, _ = load_lightning_weights(run.resolve(fit["checkpoint"]), cfg.model.name, kwargs, root=run.root)
     heads = base_heads(model)
     train_ds = data.dataset(fold, "train")
-    pop = population_mean(model, train_ds)
-    pool = (calibration_pool(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)), spec.names)
-            if "pooled" in methods else None)
+    pop, pool = population(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)), spec.names)
     test_ds = data.dataset(fold, "test")
     z = predict_embeddings(model, batches(test_ds, 256)).double().numpy()
     y = {t: np.asarray(test_ds.targets(t)) for t in spec.names}
@@ -516,7 +514,7 @@ def _markdown(ts: str, summary: Mapping, info: Mapping, ks: Sequence[int], kref:
         has_bal = any(c != "–" for row in bal for c in row[1:])
         out += [f"### {t}: accuracy (%) on the listener's other tracks, mean ± std over subjects x draws",
                 "", markdown_table(header, body), "",
-                *([f"Balanced accuracy (%) on the same tracks (mean recall over the classes present; 50 % for any "
+                *(["Balanced accuracy (%) on the same tracks (mean recall over the classes present; 50 % for any "
                    "constant prediction, so learning how often the listener uses each class gains nothing):", "",
                    markdown_table(header, bal), ""] if has_bal else []),
                 ("Within-subject ceilings: " + "; ".join(ceilings) + ".") if ceilings else "",
@@ -610,13 +608,10 @@ def calibrate_run(
     spec = data.tasks
     pop = extra.get("embedding_mean")
     pop = np.asarray(pop, dtype=np.float64) if pop is not None else z.mean(axis=0)
-    pool = extra.get("calibration_pool")
-    if method == "pooled" and pool is not None:
-        pool = CalibrationPool.from_extra(pool, dim=z.shape[1], n_outputs=dict(base.n_outputs))
     cal = fit_calibration(
         method, base_heads(base), pop, z=z, y={t: np.asarray(ds.targets(t)) for t in spec.names},
         tracks=meta.trial_of(rows), multilabel=spec.kind == "multilabel", listener=f"s{int(subject):02d}",
-        pool=pool if method == "pooled" else None,
+        pool=stored_pool(base, extra) if method == "pooled" else None,
     )
     path = Path(out) if out is not None else run.root / "calibrations" / f"s{int(subject):02d}-{method}-k{cal.k}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -219,6 +219,24 @@ def base_heads(model: nn.Module) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             for t, layer in heads.layers.items()}
 
 
+def stored_pool(model: nn.Module, extra: Mapping | None) -> CalibrationPool | None:
+    """The calibration pool stored with ``model`` (``model.pt extra.calibration_pool``),
+    checked against the model's heads; None when none is stored (checkpoints written
+    before it was) or the model has no linear heads.
+
+    Raises
+    ------
+    DataError
+        A stored pool that does not fit the model's embedding or heads.
+    """
+    stored = (extra or {}).get("calibration_pool")
+    heads = getattr(getattr(model, "heads", None), "layers", None)
+    if stored is None or heads is None:
+        return None
+    return CalibrationPool.from_extra(stored, dim=next(iter(heads.values())).in_features,
+                                      n_outputs={t: layer.out_features for t, layer in heads.items()})
+
+
 def _track_weights(tracks: np.ndarray) -> np.ndarray:
     """Each track's windows share a total weight of 1 (the loss is a sum over tracks, so
     the evidence grows with the number of rated tracks, not of windows)."""
@@ -470,4 +488,5 @@ __all__ = [
     "is_calibration_file",
     "load_calibrated",
     "save_calibration",
+    "stored_pool",
 ]

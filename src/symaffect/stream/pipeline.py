@@ -38,6 +38,7 @@ from symaffect.errors import DataError
 from symaffect.extras import require
 from symaffect.models.calibration import (
     CalibrationPool,
+    stored_pool,
     CalibratedModel,
     Calibration,
     describe,
@@ -187,10 +188,7 @@ class Predictor:
         DataError
             A stored pool that does not fit the model's embedding or heads.
         """
-        pool = (self.info.get("extra") or {}).get("calibration_pool")
-        if pool is None or not self.can_embed:
-            return None
-        return CalibrationPool.from_extra(pool, dim=self.embedding_dim, n_outputs=dict(self.model.n_outputs))
+        return stored_pool(self.model, self.info.get("extra")) if self.can_embed else None
 
     @property
     def population_mean(self) -> np.ndarray | None:

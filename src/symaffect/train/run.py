@@ -377,9 +377,9 @@ def _export_model(data: RunData, fold, seed: int, ckpt_path: Path, run: RunFolde
     }
     if hasattr(model, "embed"):  # the population a listener's calibration re-centres onto
         train_ds = data.dataset(fold, "train")
-        extra["embedding_mean"] = population_mean(model, train_ds).tolist()
-        extra["calibration_pool"] = calibration_pool(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)),
-                                                     data.tasks.names).to_extra()
+        mean, pool = population(model, train_ds, fold.meta.subject_of(np.asarray(train_ds.index)), data.tasks.names)
+        extra["embedding_mean"] = mean.tolist()
+        extra["calibration_pool"] = pool.to_extra()
     save_checkpoint(run.model, model, name=cfg.model.name, kwargs=kwargs, extra=extra)
 
 
@@ -387,19 +387,14 @@ POPULATION_WINDOWS = 4096
 """Most training windows the population mean embedding is computed on (evenly spaced)."""
 
 
-def population_mean(model, train_ds) -> np.ndarray:
-    """Mean fused embedding over (up to :data:`POPULATION_WINDOWS` of) the training windows."""
-    n = len(train_ds)
-    idx = np.unique(np.linspace(0, n - 1, min(n, POPULATION_WINDOWS)).astype(np.int64)) if n else np.zeros(0, np.int64)
-    z = predict_embeddings(model, (train_ds.get_batch(idx[i:i + 256]) for i in range(0, len(idx), 256)))
-    return z.mean(dim=0).double().numpy()
+def _evenly(n: int, k: int) -> np.ndarray:
+    """Up to ``k`` evenly spaced indices of ``range(n)``."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).astype(np.int64)) if n else np.zeros(0, np.int64)
 
 
-def calibration_pool(model, train_ds, subjects: np.ndarray, tasks, *, n: int = POOL_WINDOWS) -> CalibrationPool:
-    """The training population as a ``pooled`` calibration sees it: the embeddings of up to
-    ``n`` evenly spaced training windows, every training listener re-centred on their own
-    mean (over their windows among these) and moved onto the population mean, with the
-    windows' targets.
+def population(model, train_ds, subjects: np.ndarray, tasks) -> tuple[np.ndarray, CalibrationPool]:
+    """The training population a listener's calibration works against, from one pass of
+    ``model.embed`` over (evenly spaced) training windows.
 
     Parameters
     ----------
@@ -409,16 +404,31 @@ def calibration_pool(model, train_ds, subjects: np.ndarray, tasks, *, n: int = P
     subjects : ndarray, shape (len(train_ds),)
         The subject of every training window.
     tasks : sequence of str
+
+    Returns
+    -------
+    mean : ndarray, shape (D,)
+        Mean embedding over up to :data:`POPULATION_WINDOWS` windows (what ``recentre``
+        moves a listener onto; ``model.pt extra.embedding_mean``).
+    pool : CalibrationPool
+        Up to :data:`~symaffect.models.calibration.POOL_WINDOWS` windows' embeddings, every
+        training listener re-centred on their own mean (over their windows among these)
+        and moved onto the pool's mean, with the windows' targets (what ``pooled`` refits
+        on; ``model.pt extra.calibration_pool``).
     """
-    idx = np.unique(np.linspace(0, len(train_ds) - 1, min(len(train_ds), n)).astype(np.int64))
+    n = len(train_ds)
+    mean_idx, pool_idx = _evenly(n, POPULATION_WINDOWS), _evenly(n, POOL_WINDOWS)
+    idx = np.union1d(mean_idx, pool_idx)
     z = predict_embeddings(model, (train_ds.get_batch(idx[i:i + 256]) for i in range(0, len(idx), 256)))
     z = z.double().numpy()
-    subjects = np.asarray(subjects)[idx]
-    out = z + z.mean(axis=0)
-    for s in np.unique(subjects):
-        m = subjects == s
-        out[m] -= z[m].mean(axis=0)
-    return CalibrationPool(z=out, targets={t: np.asarray(train_ds.targets(t))[idx] for t in tasks})
+    mean = z[np.searchsorted(idx, mean_idx)].mean(axis=0)
+    zp = z[np.searchsorted(idx, pool_idx)]
+    subj = np.asarray(subjects)[pool_idx]
+    out = zp + zp.mean(axis=0)
+    for s in np.unique(subj):
+        m = subj == s
+        out[m] -= zp[m].mean(axis=0)
+    return mean, CalibrationPool(z=out, targets={t: np.asarray(train_ds.targets(t))[pool_idx] for t in tasks})
 
 
-__all__ = ["NON_TORCH_MODELS", "calibration_pool", "check_model_name", "is_global_zero", "train_run"]
+__all__ = ["NON_TORCH_MODELS", "check_model_name", "is_global_zero", "population", "train_run"]
