@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         ds = data.dataset(fold, "test")
         rows = np.asarray(ds.index)
         y, subj, trial = np.asarray(ds.targets(task)), fold.meta.subject_of(rows), fold.meta.trial_of(rows)
+        acc.setdefault("majority class of the listener's windows (oracle) | -", []).extend(
+            float(np.bincount(y[subj == s]).max() / np.sum(subj == s)) for s in np.unique(subj))
         fit = run.read_fit(fold.fold, cfg.seeds[0])
         models = {"trained": load_lightning_weights(run.resolve(fit["checkpoint"]), cfg.model.name, kw,
                                                     root=run.root)[0]}
